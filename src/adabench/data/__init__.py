@@ -1,0 +1,1 @@
+"""Data: image pools, reproducible splits, batched augmentation and the Lightning DataModule."""

@@ -1,0 +1,167 @@
+"""Lightning DataModule: pools decoded once into memory, split, batched and augmented on device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+from adabench.data.augment import augment_batch
+from adabench.data.pools import ImagePool, load_pool
+from adabench.data.splits import Split, SplitCounts, make_split, training_labels
+from adabench.errors import DataError
+
+
+class _BatchTensors(torch.utils.data.Dataset):
+    """Indexing by a whole batch of indices at once: one gather per batch, no collate."""
+
+    def __init__(self, *tensors: Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, idx: list[int]) -> tuple[Tensor, ...]:
+        index = torch.as_tensor(idx)
+        return tuple(t[index] for t in self.tensors)
+
+
+def _align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
+    """Express the test pool's labels in the train pool's class indices."""
+    if test.classes == train.classes:
+        return test
+    extra = sorted(set(test.classes) - set(train.classes))
+    if extra:
+        raise DataError(
+            f"Test classes {extra} have no train folder; train classes are {train.classes}."
+        )
+    lut = torch.tensor([train.classes.index(c) for c in test.classes])
+    return ImagePool(test.images, lut[test.labels], list(train.classes), test.skipped)
+
+
+class AnomalyDataModule(L.LightningDataModule):
+    """Reference + normal training data, normal + abnormal test data, for one dataset config.
+
+    Args:
+        dataset: The ``dataset`` config group as a mapping (name, root, classes, counts, …).
+        seed: Seed of the split and of the shuffling.
+        batch_size: Training batch size.
+        eval_batch_size: Batch size for embedding.
+        cache_dir: Where decoded pools are cached (``None`` disables the cache).
+    """
+
+    def __init__(
+        self,
+        dataset: Mapping[str, Any],
+        seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = dict(dataset)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.cache_dir = cache_dir
+        self.split: Split | None = None
+        self.class_names: list[str] = []
+        self.skipped: list[str] = []
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str | None = None) -> None:
+        """Load (or read cached) pools and draw the split; idempotent."""
+        if self.split is not None:
+            return
+        train = load_pool("train", self.cfg, self.cache_dir)
+        test = _align_classes(train, load_pool("test", self.cfg, self.cache_dir))
+        self.class_names = train.classes
+        self.skipped = train.skipped + test.skipped
+        counts = SplitCounts(**{k: self.cfg.get(k) for k in SplitCounts.__dataclass_fields__})
+        self.split = make_split(
+            train.labels.numpy(),
+            test.labels.numpy(),
+            train.classes,
+            normal=self.cfg.get("normal"),
+            abnormal=self.cfg.get("abnormal"),
+            reference=self.cfg.get("reference"),
+            counts=counts,
+            seed=self.seed,
+        )
+        s = self.split
+        train_idx = torch.from_numpy(s.train_indices())
+        self.train_images = train.images[train_idx].contiguous()
+        self.train_labels = torch.from_numpy(
+            training_labels(train.labels[train_idx].numpy(), s.train_classes)
+        )
+        self.normal_images = train.images[torch.from_numpy(s.normal_train)].contiguous()
+        test_idx = torch.from_numpy(np.concatenate([s.test_normal, s.test_abnormal]))
+        self.test_images = test.images[test_idx].contiguous()
+        self.test_is_abnormal = torch.cat(
+            [torch.zeros(len(s.test_normal)), torch.ones(len(s.test_abnormal))]
+        ).long()
+        closed_idx = torch.from_numpy(np.concatenate([s.test_reference, s.test_normal]))
+        self.closed_images = test.images[closed_idx].contiguous()
+        self.closed_labels = torch.from_numpy(
+            training_labels(test.labels[closed_idx].numpy(), s.train_classes)
+        )
+        x = self.train_images.float().div_(255.0)
+        self.mean = x.mean(dim=(0, 2, 3)).tolist()
+        self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+
+    @property
+    def num_classes(self) -> int:
+        """Number of training classes (reference classes + normal)."""
+        assert self.split is not None, "call setup() first"
+        return self.split.num_classes
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes and class names of each part, for metrics.json."""
+        assert self.split is not None, "call setup() first"
+        s = self.split
+        names = self.class_names
+        return {
+            "sizes": s.sizes(),
+            "normal": [names[i] for i in s.normal_classes],
+            "abnormal": [names[i] for i in s.abnormal_classes],
+            "reference": [names[i] for i in s.train_classes if i not in s.normal_classes],
+            "num_classes": s.num_classes,
+            "image_shape": list(self.train_images.shape[1:]),
+            "skipped_files": len(self.skipped),
+        }
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of (uint8 images, labels), one tensor gather per batch."""
+        generator = torch.Generator().manual_seed(self.seed)
+        n = len(self.train_labels)
+        sampler = BatchSampler(
+            RandomSampler(range(n), generator=generator),
+            batch_size=self.batch_size,
+            drop_last=n > self.batch_size,  # a trailing batch of 1 would break BatchNorm
+        )
+        return DataLoader(
+            _BatchTensors(self.train_images, self.train_labels), sampler=sampler, batch_size=None
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device they were moved to."""
+        if self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            images = augment_batch(
+                images,
+                pad=int(self.cfg.get("pad_crop", 0) or 0),
+                hflip=bool(self.cfg.get("hflip", False)),
+            )
+            return images, labels
+        return batch
+
+    def eval_batches(self, images: Tensor) -> Iterator[Tensor]:
+        """Sequential batches of ``images`` for embedding."""
+        for idx in BatchSampler(SequentialSampler(range(len(images))), self.eval_batch_size, False):
+            yield images[idx[0] : idx[-1] + 1]

@@ -1,0 +1,141 @@
+"""Decode an ImageFolder tree (``root/<class>/<image>``) into a uint8 pool, robustly.
+
+Mixed grayscale / RGB / RGBA / palette / 16-bit images are converted to the configured channel
+count; very large images are decoded at reduced size where the codec allows; files whose
+suffix is not an image suffix are ignored; unreadable images either fail the run with the list
+of files (``on_corrupt="error"``) or are skipped and reported (``on_corrupt="skip"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile
+
+from adabench.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+ON_CORRUPT = ("error", "skip")
+Image.MAX_IMAGE_PIXELS = 1 << 30  # large inspection images are legitimate; memory is bounded below
+
+
+def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
+    """Classes (sorted sub-folders), (file, class index) pairs and ignored non-image files.
+
+    Raises:
+        DataError: missing root, no class folders, or an empty class folder.
+    """
+    if not root.is_dir():
+        raise DataError(
+            f"Image folder {root} does not exist. dataset=folder expects "
+            "<root>/train/<class>/<image> and <root>/test/<class>/<image>; "
+            "set dataset.root=/path/to/root."
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"Image folder {root} has no class sub-folders (expected {root}/<class>/…)."
+        )
+    files: list[tuple[Path, int]] = []
+    ignored: list[Path] = []
+    for idx, name in enumerate(classes):
+        found = 0
+        for path in sorted((root / name).rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((path, idx))
+                found += 1
+            else:
+                ignored.append(path)
+        if found == 0:
+            raise DataError(
+                f"Class folder {root / name} holds no images (suffixes: "
+                f"{', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder."
+            )
+    return classes, files, ignored
+
+
+def listing_fingerprint(root: Path) -> str:
+    """Hash of every file's relative path, size and modification time under ``root``."""
+    digest = hashlib.sha256()
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                digest.update(
+                    f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+                )
+    return digest.hexdigest()
+
+
+def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode one file to a ``uint8`` array ``[C, size, size]``.
+
+    Raises:
+        OSError / ValueError: the file is not a readable image (PIL's own errors).
+    """
+    mode = "L" if channels == 1 else "RGB"
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    with Image.open(path) as img:
+        img.draft(mode, (size, size))  # JPEG: decode at a reduced scale when much larger
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(img, dtype=np.float32)
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
+        elif img.mode == "P":
+            img = img.convert("RGBA")
+        if img.mode != mode:
+            img = img.convert(mode)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def load_image_folder(
+    root: Path, size: int, channels: int, on_corrupt: str = "error", workers: int = 4
+):
+    """Decode every image under ``root/<class>/`` into an :class:`~adabench.data.pools.ImagePool`.
+
+    Raises:
+        ConfigError: ``on_corrupt`` is not one of ``error``, ``skip``.
+        DataError: missing / empty folders, or unreadable images with ``on_corrupt="error"``.
+    """
+    from adabench.data.pools import ImagePool
+
+    if on_corrupt not in ON_CORRUPT:
+        raise ConfigError(
+            f"dataset.on_corrupt must be one of {', '.join(ON_CORRUPT)}, got {on_corrupt!r}."
+        )
+    classes, files, _ignored = list_images(root)
+
+    def work(item: tuple[Path, int]) -> np.ndarray | str:
+        try:
+            return decode_image(item[0], size, channels)
+        except Exception as err:  # noqa: BLE001 - collected and reported below
+            return f"{item[0]} ({type(err).__name__}: {err})"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = list(pool.map(work, files, chunksize=64))
+    bad = [d for d in decoded if isinstance(d, str)]
+    if bad and on_corrupt == "error":
+        shown = "\n  ".join(bad[:20]) + (f"\n  … and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataError(
+            f"{len(bad)} unreadable image(s) under {root}:\n  {shown}\n"
+            "Fix or remove them, or set dataset.on_corrupt=skip to skip them."
+        )
+    keep = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+    if not keep:
+        raise DataError(f"No readable images under {root}.")
+    images = torch.from_numpy(np.stack([decoded[i] for i in keep]))
+    labels = torch.tensor([files[i][1] for i in keep], dtype=torch.int64)
+    skipped = [d for d in decoded if isinstance(d, str)]
+    return ImagePool(images, labels, classes, skipped)

@@ -1,0 +1,94 @@
+"""LightningModule: embedder + loss head, trained to classify reference + normal classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from adabench.errors import DivergedError
+from adabench.losses import ClassificationHead
+from adabench.model import Embedder
+
+
+class AnomalyModule(L.LightningModule):
+    """Train an :class:`Embedder` with a :class:`ClassificationHead`.
+
+    Args:
+        embedder: Images → embeddings.
+        head: Embeddings → logits and loss; owns the class weights (trained with the rest).
+        optimizer: ``params → torch.optim.Optimizer`` (Hydra ``_partial_`` instantiation).
+        scheduler: Optional ``optimizer → LR scheduler``, stepped per epoch.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        head: ClassificationHead,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.embedder = embedder
+        self.head = head
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.train_acc = MulticlassAccuracy(num_classes=head.num_classes, average="micro")
+        self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embeddings of a batch of images."""
+        return self.embedder(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        emb = self.embedder(images)
+        loss = self.head(emb, labels)
+        self._nonfinite |= ~torch.isfinite(loss.detach())  # checked once per epoch: no host sync
+        with torch.no_grad():
+            self.train_acc(self.head.logits(emb.detach()).argmax(1), labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        scale = getattr(self.head, "scale", None)
+        if isinstance(scale, Tensor):
+            self.log("train/scale", scale, on_step=False, on_epoch=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        if bool(self._nonfinite):
+            raise DivergedError(
+                f"Training diverged: the loss became NaN or inf in epoch {self.current_epoch}. "
+                "Lower optimizer.lr, or the loss's scale/margin."
+            )
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler_factory(optimizer=optimizer),
+                "interval": "epoch",
+            },
+        }
+
+    @torch.inference_mode()
+    def embed(self, batches: Any) -> Tensor:
+        """Embed an iterable of image batches in eval mode; returns float32 on the CPU."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = [
+                self.embedder(b.to(self.device, non_blocking=True)).float().cpu() for b in batches
+            ]
+        finally:
+            self.train(was_training)
+        emb = torch.cat(out)
+        if not torch.isfinite(emb).all():
+            raise DivergedError("The embeddings hold NaN or inf values; training diverged.")
+        return emb

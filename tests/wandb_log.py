@@ -1,0 +1,48 @@
+"""Read the records of an offline W&B run file (``run-*.wandb``) to check what it holds.
+
+The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
+a 7-byte header (crc32c, little-endian length, type: 1 full, 2 first, 3 middle, 4 last).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK = 32768
+HEADER = 7
+
+
+def records(path: Path):
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", "not a W&B run file"
+    pos, buf = HEADER, b""
+    while pos + HEADER <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < HEADER:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if kind == 0 and length == 0:
+            break
+        chunk = data[pos + HEADER : pos + HEADER + length]
+        pos += HEADER + length
+        buf = chunk if kind in (1, 2) else buf + chunk
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(buf)
+            yield rec
+
+
+def summary(path: Path) -> dict:
+    """The run's summary: the last value of each key over every summary record."""
+    out: dict = {}
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "summary":
+            for item in rec.summary.update:
+                key = item.key or "/".join(item.nested_key)
+                out[key] = json.loads(item.value_json)
+    return out

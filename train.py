@@ -1,0 +1,16 @@
+"""Train one model (or sweep many with -m) and score anomalies: see README.md."""
+
+import hydra
+from omegaconf import DictConfig
+
+from adabench.run import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point."""
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
