@@ -28,6 +28,24 @@ def run_train(args: list[str], cwd: Path, exe: list[str] | None = None, env: dic
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600)
 
 
+def folder_args(root: Path, normal: str, abnormal: str) -> list[str]:
+    """Overrides for dataset=folder on a generated tree, taking every image."""
+    counts = (
+        "n_reference",
+        "n_normal_train",
+        "n_test_normal",
+        "n_test_abnormal",
+        "n_test_reference",
+    )
+    return [
+        "dataset=folder",
+        f"dataset.root={root}",
+        f"dataset.normal={normal}",
+        f"dataset.abnormal={abnormal}",
+        *(f"dataset.{c}=null" for c in counts),
+    ]
+
+
 def metrics_files(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
 
@@ -145,20 +163,7 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path):
 
 def test_folder_dataset_run(tmp_path, image_tree):
     proc = run_train(
-        [
-            *SMOKE,
-            "dataset=folder",
-            f"dataset.root={image_tree}",
-            "dataset.normal=a",
-            "dataset.abnormal=b",
-            "dataset.n_reference=null",
-            "dataset.n_normal_train=null",
-            "dataset.n_test_normal=null",
-            "dataset.n_test_abnormal=null",
-            "dataset.n_test_reference=null",
-            "scorer.k=3",
-            f"hydra.run.dir={tmp_path}/run",
-        ],
+        [*SMOKE, *folder_args(image_tree, "a", "b"), "scorer.k=3", f"hydra.run.dir={tmp_path}/run"],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import signal
 import subprocess
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -17,34 +20,32 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from adabench.io import atomic_write, write_json
+from adabench.loggers import finish_logger, redact
 
 RESULT_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
-_HASH_EXCLUDE = ("paths", "logger", "hydra")
+WEIGHTS_FILE = "model.pt"
+_HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
 _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
     ".*smaller than the logging interval.*",
     ".*LeafSpec.*",
     ".*does not have many workers.*",
 )
 _PACKAGES = (
-    "torch",
-    "torchvision",
-    "lightning",
-    "timm",
-    "torchmetrics",
-    "faiss-cpu",
-    "hydra-core",
-    "numpy",
-)
+    "torch", "torchvision", "lightning", "timm", "torchmetrics", "faiss-cpu", "hydra-core", "numpy",
+)  # fmt: skip
+
+
+class RunInterrupted(RuntimeError):
+    """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped."""
 
 
 def config_hash(cfg: DictConfig | dict) -> str:
     """Hash of everything in the config that can change a result (not paths or loggers)."""
     container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     relevant = {k: v for k, v in container.items() if k not in _HASH_EXCLUDE}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    blob = json.dumps(relevant, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str | None]:
@@ -68,13 +69,18 @@ def git_commit(cwd: str | Path) -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+            cwd=cwd, capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def read_result(run_dir: str | Path) -> dict | None:
+    """The run's ``metrics.json``, or ``None`` when missing or unreadable."""
+    try:
+        return json.loads((Path(run_dir) / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
 
 
@@ -93,19 +99,32 @@ def _hydra_context() -> tuple[Path | None, str | None, Path]:
     return Path(hc.runtime.output_dir), group, Path(hc.runtime.cwd)
 
 
-def _instantiate_or_none(cfg: Any) -> Any:
-    from hydra.utils import instantiate
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunInterrupted` so the failure is recorded, not lost."""
 
-    if cfg is None or (hasattr(cfg, "get") and cfg.get("_target_") is None):
-        return None
-    return instantiate(cfg)
+    def handler(signum: int, frame: Any) -> None:
+        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(cfg: DictConfig) -> float:
     """Run one training + evaluation and write ``metrics.json``; returns the AUROC.
 
-    A failure is recorded as ``status: failed`` with its reason in ``metrics.json`` and then
-    re-raised, so a Hydra multirun finishes its other jobs and exits non-zero at the end.
+    ``metrics.json`` is written (atomically) with ``status: running`` at the start, and with
+    ``completed`` or ``failed`` (type, message, traceback) at the end, so a run killed outright
+    is still visible. Failures are re-raised: a Hydra multirun runs its other jobs and then
+    exits non-zero. With ``resume: true`` a run whose folder already holds a completed result
+    for the same config hash is skipped.
     """
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
@@ -113,6 +132,16 @@ def train(cfg: DictConfig) -> float:
     run_dir = Path(cfg.get("paths", {}).get("output_dir") or out_dir or "outputs/run")
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    chash = config_hash(resolved)
+    previous = read_result(run_dir)
+    if (
+        cfg.get("resume", True)
+        and previous
+        and previous.get("status") == "completed"
+        and previous.get("config_hash") == chash
+    ):
+        print(f"[adabench] {cfg.run_name}: already completed in {run_dir}, skipped (resume)")
+        return float(previous["metrics"]["auroc"])
     record: dict[str, Any] = {
         "status": "running",
         "run_name": cfg.get("run_name"),
@@ -120,14 +149,21 @@ def train(cfg: DictConfig) -> float:
         "dataset": cfg.dataset.name,
         "backbone": cfg.backbone.name,
         "seed": int(cfg.seed),
-        "config_hash": config_hash(resolved),
+        "config_hash": chash,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "git_commit": git_commit(cwd),
+        "config": redact(resolved),
     }
+    write_json(run_dir / RESULT_FILE, record)
     times: dict[str, float] = {}
+    loggers: list[Any] = []
     t_start = time.perf_counter()
-    logger: Any = False
     try:
-        metrics, extra, logger = _fit_and_evaluate(cfg, resolved, run_dir, group, times)
+        with _sigterm_raises():
+            metrics, extra = _fit_and_evaluate(
+                cfg, record["config"], run_dir, group, times, loggers
+            )
         record.update(status="completed", metrics=metrics, **extra)
     except BaseException as err:
         record.update(
@@ -142,27 +178,16 @@ def train(cfg: DictConfig) -> float:
     finally:
         times["total_s"] = time.perf_counter() - t_start
         record.update(
-            times=times,
-            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            versions=package_versions(),
-            git_commit=git_commit(cwd),
-            config=_redacted(resolved),
+            times=times, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
         write_json(run_dir / RESULT_FILE, record)
-        _close_logger(logger, record)
+        for logger in loggers:
+            _close_logger(logger, record)
     _print_result(record, run_dir)
     return float(record["metrics"]["auroc"])
 
 
-def _redacted(resolved: dict) -> dict:
-    from adabench.loggers import redact
-
-    return redact(resolved)
-
-
 def _close_logger(logger: Any, record: dict) -> None:
-    from adabench.loggers import finish_logger
-
     summary = {f"test/{k}": v for k, v in (record.get("metrics") or {}).items()}
     summary["status"] = record["status"]
     try:
@@ -171,32 +196,27 @@ def _close_logger(logger: Any, record: dict) -> None:
         print(f"warning: closing the logger failed: {err}")
 
 
-def _fit_and_evaluate(
-    cfg: DictConfig, resolved: dict, run_dir: Path, group: str | None, times: dict[str, float]
-) -> tuple[dict, dict, Any]:
-    import lightning as L
-    import torch
-    from hydra.utils import instantiate
-
+def build_datamodule(cfg: DictConfig) -> Any:
+    """The DataModule for ``cfg`` (not yet set up)."""
     from adabench.data.datamodule import AnomalyDataModule
-    from adabench.evaluation import AnomalyEvaluation
-    from adabench.loggers import build_logger
-    from adabench.losses import build_head
-    from adabench.model import Embedder, create_backbone
-    from adabench.module import AnomalyModule
 
-    t0 = time.perf_counter()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dm = AnomalyDataModule(
+    return AnomalyDataModule(
         OmegaConf.to_container(cfg.dataset, resolve=True),
         seed=int(cfg.seed),
         batch_size=int(cfg.batch_size),
         eval_batch_size=int(cfg.eval_batch_size),
         cache_dir=cfg.paths.get("cache_dir"),
     )
-    dm.setup("fit")
+
+
+def build_module(cfg: DictConfig, dm: Any) -> Any:
+    """The LightningModule (backbone + neck + head + optimizer) for ``cfg`` and a set-up ``dm``."""
+    from hydra.utils import instantiate
+
+    from adabench.losses import build_head
+    from adabench.model import Embedder, create_backbone
+    from adabench.module import AnomalyModule
+
     bb = cfg.backbone
     backbone = create_backbone(
         bb.name,
@@ -204,73 +224,100 @@ def _fit_and_evaluate(
         pretrained=bool(bb.get("pretrained", False)),
         checkpoint_path=bb.get("checkpoint_path"),
     )
-    head_params = {
-        k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"
-    }
-    head = build_head(cfg.loss.name, int(bb.embedding_dim), dm.num_classes, **head_params)
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    params = {k: v for k, v in loss.items() if k != "name"}
+    head = build_head(loss["name"], int(bb.embedding_dim), dm.num_classes, **params)
     embedder = Embedder(backbone, int(bb.embedding_dim), dm.mean, dm.std)
-    module = AnomalyModule(
+    scheduler = cfg.get("scheduler")
+    return AnomalyModule(
         embedder,
         head,
         optimizer=instantiate(cfg.optimizer),
-        scheduler=_instantiate_or_none(cfg.get("scheduler")),
+        scheduler=instantiate(scheduler) if scheduler and scheduler.get("_target_") else None,
     )
-    sc = cfg.scorer
-    if sc.name == "knn" or sc.name == "lof":
-        from adabench.scoring import _check_k
 
-        _check_k(int(sc.k), len(dm.split.normal_train))  # fail before training, not after
+
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    config: dict,
+    run_dir: Path,
+    group: str | None,
+    times: dict[str, float],
+    loggers: list[Any],
+) -> tuple[dict, dict]:
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    from adabench.evaluation import AnomalyEvaluation
+    from adabench.loggers import build_logger
+    from adabench.scoring import check_k
+
+    t0 = time.perf_counter()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    module = build_module(cfg, dm)
+    sc = cfg.scorer
+    check_k(int(sc.k), len(dm.split.normal_train))  # fail before training, not after
     evaluator = AnomalyEvaluation(
         scorer=sc.name,
         k=int(sc.k),
         metric=sc.get("metric", "cosine"),
         every_n_epochs=sc.get("every_n_epochs"),
     )
-    logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, _redacted(resolved))
+    logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
+    loggers.append(logger)
     trainer = instantiate(
         cfg.trainer, logger=logger, callbacks=[evaluator], default_root_dir=str(run_dir)
     )
     times["setup_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
-    times["train_s"] = (
-        time.perf_counter()
-        - t1
-        - (evaluator.results or {}).get("embed_seconds", 0.0)
-        - (evaluator.results or {}).get("score_seconds", 0.0)
-    )
     results = dict(evaluator.results or {})
     times["embed_s"] = results.pop("embed_seconds", 0.0)
     times["score_s"] = results.pop("score_seconds", 0.0)
+    times["train_s"] = time.perf_counter() - t1 - times["embed_s"] - times["score_s"]
     if evaluator.scores is not None:
-        scores = evaluator.scores
-
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **scores)
-
-        atomic_write(run_dir / "scores.npz", save)
+        _save_scores(run_dir / SCORES_FILE, evaluator.scores)
+    if cfg.get("save_weights"):
+        atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: torch.save(module.state_dict(), tmp))
     extra = {
         "data": dm.summary(),
         "history": evaluator.history,
         "epochs": trainer.current_epoch,
-        "train_loss": _final(trainer.callback_metrics.get("train/loss_epoch")),
-        "train_acc": _final(trainer.callback_metrics.get("train/acc")),
+        "train_loss": _float(trainer.callback_metrics.get("train/loss_epoch")),
+        "train_acc": _float(trainer.callback_metrics.get("train/acc")),
     }
-    if cfg.get("save_weights"):
-        import torch as _torch
-
-        _torch.save(module.state_dict(), run_dir / "model.pt")
-    return results, extra, logger
+    return results, extra
 
 
-def _final(value: Any) -> float | None:
+def _save_scores(path: Path, scores: dict[str, np.ndarray]) -> None:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **scores)
+
+    atomic_write(path, save)
+
+
+def load_weights(module: Any, path: str | Path) -> Any:
+    """Load a ``model.pt`` state dict into ``module`` (``weights_only=True``: no pickled code)."""
+    import torch
+
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return module
+
+
+def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
 def _print_result(record: dict, run_dir: Path) -> None:
     m = record["metrics"]
-    parts = [f"{k}={m[k]:.4f}" for k in ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy") if k in m]
+    keys = ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy")
+    parts = [f"{k}={m[k]:.4f}" for k in keys if k in m]
     print(
         f"[adabench] {record['run_name']}: {' '.join(parts)} "
         f"({record['times']['total_s']:.1f}s) -> {run_dir / RESULT_FILE}"

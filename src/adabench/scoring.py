@@ -22,7 +22,8 @@ def _as_f32(x: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _check_k(k: int, n: int) -> None:
+def check_k(k: int, n: int) -> None:
+    """Raise :class:`ConfigError` unless ``1 <= k <= n`` (n = normal training images)."""
     if not 1 <= k <= n:
         raise ConfigError(
             f"scorer.k={k} must be between 1 and the number of normal training images ({n})."
@@ -51,7 +52,7 @@ def knn_search(
     import faiss
 
     base, query = _prepared(_as_f32(index_emb), metric), _prepared(_as_f32(query_emb), metric)
-    _check_k(k, len(base))
+    check_k(k, len(base))
     index = (
         faiss.IndexFlatIP(base.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(base.shape[1])
     )
@@ -83,7 +84,7 @@ def lof_scores(
     from sklearn.preprocessing import MinMaxScaler
 
     base, query = _as_f32(normal_emb), _as_f32(query_emb)
-    _check_k(k, len(base))
+    check_k(k, len(base))
     scaler = MinMaxScaler().fit(base)
     lof = LocalOutlierFactor(n_neighbors=k, novelty=True).fit(scaler.transform(base))
     return -lof.score_samples(scaler.transform(query)).astype(np.float64)

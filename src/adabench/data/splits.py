@@ -107,7 +107,7 @@ def resolve_classes(spec: ClassSpec, classes: Sequence[str], role: str) -> tuple
                 f"dataset.{role}: unknown class {item!r}. Valid classes: {_listing(classes)}."
                 f"{choices_hint(item, classes)}"
             )
-    if not out:
+    if not out and role != "reference":
         raise ConfigError(f"dataset.{role} is empty; name at least one class.")
     return tuple(sorted(out))
 

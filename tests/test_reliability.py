@@ -1,0 +1,221 @@
+"""Bad input gets one clear error; failures are recorded; files are written atomically."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adabench.data.folder import load_image_folder
+from adabench.errors import ConfigError, DataError
+from adabench.io import atomic_write, write_json
+from adabench.loggers import redact
+from adabench.model import create_backbone
+
+from .conftest import ROOT, write_image_tree
+from .test_train import SMOKE, folder_args, metrics_files, run_train
+
+
+def test_unknown_timm_backbone_suggests_close_names():
+    with pytest.raises(
+        ConfigError, match=r"Unknown timm backbone 'resnet19'. Did you mean: .*resnet18"
+    ):
+        create_backbone("resnet19", in_chans=3)
+
+
+def test_offline_pretrained_download_error_is_actionable(monkeypatch):
+    import timm
+
+    def offline(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(timm.models._builder, "load_pretrained", offline)
+    with pytest.raises(
+        DataError, match=r"pretrained weights for 'resnet18'.*backbone.pretrained=false"
+    ):
+        create_backbone("resnet18", in_chans=3, pretrained=True)
+
+
+def test_failed_download_says_no_internet(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tv_mnist
+
+    from adabench.data.pools import load_pool
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    cfg = {
+        "name": "mnist",
+        "root": str(tmp_path),
+        "download": True,
+        "image_size": 28,
+        "channels": 1,
+    }
+    with pytest.raises(DataError, match=r"download failed \(no internet\?\).*dataset.root="):
+        load_pool("train", cfg)
+
+
+def test_secret_keys_are_redacted():
+    cfg = {"logger": {"api_key": "abc", "project": "p"}, "x": [{"token": "t"}]}
+    assert redact(cfg) == {"logger": {"api_key": "***", "project": "p"}, "x": [{"token": "***"}]}
+
+
+# ----------------------------------------------------------------------------- image folders
+def _corrupt_tree(tmp_path):
+    root = write_image_tree(tmp_path / "imgs", n_train=6, n_test=4)
+    (root / "train" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    good = (root / "train" / "b" / "000.png").read_bytes()
+    (root / "train" / "b" / "truncated.png").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def test_corrupt_and_truncated_images_error_lists_files(tmp_path):
+    root = _corrupt_tree(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_image_folder(root / "train", 16, 3)
+    text = str(err.value)
+    assert "2 unreadable image(s)" in text and "broken.png" in text and "truncated.png" in text
+    assert "dataset.on_corrupt=skip" in text
+
+
+def test_corrupt_images_skipped_and_counted_in_metrics(tmp_path):
+    root = _corrupt_tree(tmp_path)
+    pool = load_image_folder(root / "train", 16, 3, on_corrupt="skip")
+    assert len(pool) == 24 and len(pool.skipped) == 2
+    proc = run_train(
+        [*SMOKE, *folder_args(root, "a", "b"), "dataset.on_corrupt=skip", "scorer.k=2",
+         f"hydra.run.dir={tmp_path}/run"],
+        tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert metrics_files(tmp_path / "run")[0]["data"]["skipped_files"] == 2
+
+
+def test_bad_on_corrupt_value(tmp_path):
+    root = write_image_tree(tmp_path / "imgs", n_train=2, n_test=2)
+    with pytest.raises(ConfigError, match=r"on_corrupt must be one of error, skip, got 'ignore'"):
+        load_image_folder(root / "train", 16, 3, on_corrupt="ignore")
+
+
+def test_odd_files_names_sizes_and_modes(tmp_path):
+    root = tmp_path / "imgs" / "train"
+    for cls in ("ok parts", "défaut"):
+        (root / cls).mkdir(parents=True)
+    Image.new("RGB", (4000, 3000), (250, 10, 10)).save(root / "ok parts" / "big photo.jpg")
+    Image.new("L", (12, 12), 40).save(root / "ok parts" / "gray ü.png")
+    Image.new("RGBA", (12, 12), (0, 0, 255, 0)).save(root / "défaut" / "été.png")
+    Image.fromarray(np.full((12, 12), 40000, dtype=np.uint16)).save(root / "défaut" / "16bit.png")
+    (root / "défaut" / "notes.txt").write_text("not an image")
+    (root / "ok parts" / ".DS_Store").write_bytes(b"\x00\x01")
+    pool = load_image_folder(root, 32, 3)
+    assert pool.classes == ["défaut", "ok parts"] and pool.images.shape == (4, 3, 32, 32)
+    big = pool.images[pool.labels == 1][0]
+    assert big[0].float().mean() > 200 and big[1].float().mean() < 40
+
+
+# ----------------------------------------------------------------------------- whole runs
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss=arcfce", "Could not find 'loss/arcfce'"),
+        ("dataset=cifar100", "Could not find 'dataset/cifar100'"),
+        ("backbone.name=resnet19", "Unknown timm backbone 'resnet19'. Did you mean:"),
+        ("dataset.normal=11", "class index 11 is out of range; the dataset has 10 classes"),
+        ("dataset.abnormal=1", "share class(es) ['1']"),
+        ("dataset.reference=[7,2]", "reference overlaps normal/abnormal in class(es) ['7']"),
+        (
+            "dataset.n_normal_train=5000",
+            "n_normal_train=5000 is more than the 127 images available",
+        ),
+        (
+            "scorer.k=41",
+            "scorer.k=41 must be between 1 and the number of normal training images (40)",
+        ),
+        ("backbone.embedding_dim=0", "embedding_dim must be a positive integer, got 0"),
+        (
+            "loss=adacos_fixed dataset.reference=[2]",
+            "needs at least 3 training classes, got num_classes=2",
+        ),
+    ],
+)
+def test_bad_input_exits_nonzero_with_clear_error(tmp_path, override, message):
+    proc = run_train([*SMOKE, *override.split(), f"hydra.run.dir={tmp_path}/run"], tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_diverged_run_is_recorded_as_failed(tmp_path):
+    proc = run_train(
+        [*SMOKE, "loss=l2softmax", "loss.alpha=1e38", f"hydra.run.dir={tmp_path}/run"], tmp_path
+    )
+    assert proc.returncode != 0
+    (m,) = metrics_files(tmp_path / "run")
+    assert m["status"] == "failed" and m["error"]["type"] == "DivergedError"
+    assert "NaN or inf" in m["error"]["message"]
+
+
+@pytest.mark.slow
+def test_sigterm_is_recorded_as_failed(tmp_path):
+    cmd = [sys.executable, str(ROOT / "train.py"), *SMOKE, "trainer.max_epochs=200",
+           f"hydra.run.dir={tmp_path}/run"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    result = tmp_path / "run" / "metrics.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (result.exists() and (tmp_path / "run" / "csv").exists()):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    m = json.loads(result.read_text())
+    assert m["status"] == "failed" and m["error"]["type"] == "RunInterrupted"
+
+
+@pytest.mark.slow
+def test_resume_skips_completed_run(tmp_path):
+    args = [*SMOKE, f"hydra.run.dir={tmp_path}/run"]
+    first = run_train(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (tmp_path / "run" / "metrics.json").read_text()
+    again = run_train(args, tmp_path)
+    assert again.returncode == 0 and "skipped (resume)" in again.stdout
+    assert (tmp_path / "run" / "metrics.json").read_text() == before
+    changed = run_train([*args, "seed=1"], tmp_path)  # another config: runs again
+    assert (
+        "skipped" not in changed.stdout
+        and json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == 1
+    )
+
+
+@pytest.mark.slow
+def test_saved_weights_load_with_weights_only(tmp_path):
+    proc = run_train([*SMOKE, "save_weights=true", f"hydra.run.dir={tmp_path}/run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert any(k.startswith("head.") for k in state) and any(
+        k.startswith("embedder.neck") for k in state
+    )
+
+
+# ----------------------------------------------------------------------------- atomic files
+def test_atomic_write_keeps_old_file_on_crash(tmp_path):
+    path = write_json(tmp_path / "metrics.json", {"status": "completed", "auroc": 0.9})
+
+    def crash(tmp):
+        tmp.write_text('{"status": "compl')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, crash)
+    assert json.loads(path.read_text())["auroc"] == 0.9
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
