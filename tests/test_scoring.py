@@ -7,6 +7,7 @@ from adabench.scoring import (
     anomaly_scores,
     detection_metrics,
     knn_scores,
+    knn_search,
     lof_scores,
     nn_accuracy,
 )
@@ -74,3 +75,43 @@ def test_bad_scorer_input():
         anomaly_scores(BASE, QUERY, "knm")
     with pytest.raises(ConfigError, match="both normal and abnormal"):
         detection_metrics(np.ones(3), np.zeros(3))
+
+
+def clustered(n, d, seed=0, centers=64, latent=6):
+    """Embedding-like data: clusters on a low-dimensional manifold, projected to d dims."""
+    proj = np.random.default_rng(123).normal(size=(latent, d))
+    r = np.random.default_rng(seed)
+    c = np.random.default_rng(7).normal(size=(centers, latent)) * 3
+    z = c[r.integers(0, centers, n)] + r.normal(size=(n, latent))
+    return (z @ proj + 0.05 * r.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_agree_with_exact(kind):
+    base, query = clustered(20000, 32), clustered(200, 32, seed=1)
+    _, exact = knn_search(base, query, 5, "cosine")
+    _, approx = knn_search(base, query, 5, "cosine", index=kind, nprobe=32)
+    recall = np.mean([len(set(a) & set(e)) / 5 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.95
+
+
+def test_auto_index_switches_by_size():
+    from adabench.scoring import build_index
+
+    base = clustered(5000, 8)
+    assert type(build_index(base, "l2", "auto", approx_min_size=10_000)).__name__ == "IndexFlatL2"
+    assert "IVF" in type(build_index(base, "l2", "auto", approx_min_size=1000)).__name__
+    with pytest.raises(ConfigError, match="scorer.index must be one of exact, ivf, hnsw, auto"):
+        build_index(base, "l2", "annoy")
+
+
+def test_gpu_request_without_gpu_is_clear():
+    import faiss
+
+    from adabench.scoring import build_index
+
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ConfigError, match="use_gpu=true, but FAISS sees no GPU"):
+        build_index(clustered(100, 8), "l2", use_gpu=True)
+    assert build_index(clustered(100, 8), "l2", use_gpu=None).ntotal == 100  # clean CPU fallback

@@ -26,6 +26,8 @@ class AnomalyEvaluation(L.Callback):
         k: Number of neighbours.
         metric: ``cosine`` or ``l2`` (k-NN only; 1-NN accuracy uses it too).
         every_n_epochs: Also evaluate every N epochs during training (``None``: only at the end).
+        index_options: FAISS index choice for k-NN (``index``, ``approx_min_size``, ``nprobe``,
+            ``use_gpu``; see :func:`adabench.scoring.build_index`).
     """
 
     def __init__(
@@ -34,9 +36,11 @@ class AnomalyEvaluation(L.Callback):
         k: int = 1,
         metric: str = "cosine",
         every_n_epochs: int | None = None,
+        index_options: dict[str, Any] | None = None,
     ) -> None:
         self.scorer, self.k, self.metric = scorer, int(k), metric
         self.every_n_epochs = every_n_epochs
+        self.index_options = dict(index_options or {})
         self.results: dict[str, Any] | None = None
         self.scores: dict[str, np.ndarray] | None = None
         self.history: list[dict[str, Any]] = []
@@ -50,7 +54,9 @@ class AnomalyEvaluation(L.Callback):
         n_ref = len(dm.split.reference_train)
         normal_emb = train_emb[n_ref:]
         t1 = time.perf_counter()
-        scores = anomaly_scores(normal_emb, test_emb, self.scorer, self.k, self.metric)
+        scores = anomaly_scores(
+            normal_emb, test_emb, self.scorer, self.k, self.metric, **self.index_options
+        )
         is_abnormal = dm.test_is_abnormal.numpy()
         metrics = detection_metrics(scores, is_abnormal)
         if len(closed_emb):

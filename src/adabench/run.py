@@ -36,6 +36,9 @@ _PACKAGES = (
 )  # fmt: skip
 
 
+_INDEX_KEYS = ("index", "approx_min_size", "nprobe", "use_gpu")
+
+
 class RunInterrupted(RuntimeError):
     """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped."""
 
@@ -267,6 +270,7 @@ def _fit_and_evaluate(
         k=int(sc.k),
         metric=sc.get("metric", "cosine"),
         every_n_epochs=sc.get("every_n_epochs"),
+        index_options={k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None},
     )
     logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
     loggers.append(logger)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torchmetrics.functional.classification import (
@@ -14,6 +16,7 @@ from adabench.errors import ConfigError
 
 METRICS = ("cosine", "l2")
 SCORERS = ("knn", "lof")
+INDEXES = ("exact", "ivf", "hnsw", "auto")
 
 
 def _as_f32(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -39,26 +42,82 @@ def _prepared(x: np.ndarray, metric: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def build_index(
+    base: np.ndarray,
+    metric: str = "cosine",
+    index: str = "exact",
+    approx_min_size: int = 200_000,
+    nprobe: int | None = None,
+    use_gpu: bool | None = None,
+) -> Any:
+    """A FAISS index over ``base`` (already prepared for ``metric``).
+
+    Args:
+        base: ``[N, D]`` float32 vectors (unit-normalised for cosine).
+        metric: ``cosine`` (inner product on unit vectors) or ``l2``.
+        index: ``exact`` (flat), ``ivf`` (inverted lists, ``nlist = 4·√N``), ``hnsw`` (graph,
+            M = 32) or ``auto`` (exact below ``approx_min_size`` vectors, IVF above).
+        approx_min_size: Size from which ``auto`` switches to IVF.
+        nprobe: Lists visited per IVF query (default ``nlist / 8``).
+        use_gpu: Put the index on the GPU (``None``: when FAISS has GPU support and sees one;
+            ``False``: never). Falls back to the CPU cleanly when FAISS is the CPU build.
+
+    Raises:
+        ConfigError: unknown index kind, or ``use_gpu=True`` with no GPU visible to FAISS.
+    """
+    import faiss
+
+    if index not in INDEXES:
+        raise ConfigError(f"scorer.index must be one of {', '.join(INDEXES)}, got {index!r}.")
+    n, d = base.shape
+    if index == "auto":
+        index = "ivf" if n >= approx_min_size else "exact"
+    # Approximate indexes search unit vectors by L2 (same order as cosine, better recall than
+    # inner-product graphs/lists); knn_search converts the distances back.
+    if index == "exact":
+        out = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+    elif index == "hnsw":
+        out = faiss.IndexHNSWFlat(d, 32)
+        out.hnsw.efSearch = 128
+    else:
+        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
+        out = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+        rng = np.random.default_rng(0)
+        out.train(base[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
+        out.nprobe = int(nprobe or max(1, nlist // 8))
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+    if use_gpu and gpus == 0:
+        raise ConfigError("scorer.use_gpu=true, but FAISS sees no GPU (faiss-cpu installed?).")
+    if use_gpu is not False and gpus > 0 and index != "hnsw":
+        out = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, out)
+    out.add(base)
+    return out
+
+
 def knn_search(
     index_emb: np.ndarray | torch.Tensor,
     query_emb: np.ndarray | torch.Tensor,
     k: int,
     metric: str = "cosine",
+    **index_options: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k-NN with FAISS: distances ``[Q, k]`` (ascending) and indices ``[Q, k]``.
+    """k-NN with FAISS: distances ``[Q, k]`` (ascending) and indices ``[Q, k]``.
 
     Distances are ``1 − cos`` for ``metric="cosine"`` and Euclidean for ``metric="l2"``.
+    ``index_options`` go to :func:`build_index` (exact search by default).
     """
-    import faiss
-
     base, query = _prepared(_as_f32(index_emb), metric), _prepared(_as_f32(query_emb), metric)
     check_k(k, len(base))
-    index = (
-        faiss.IndexFlatIP(base.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(base.shape[1])
-    )
-    index.add(base)
+    import faiss
+
+    index = build_index(base, metric, **index_options)
     dist, idx = index.search(query, k)
-    dist = 1.0 - dist if metric == "cosine" else np.sqrt(np.maximum(dist, 0.0))
+    if index.metric_type == faiss.METRIC_INNER_PRODUCT:
+        dist = 1.0 - dist
+    elif metric == "cosine":  # squared L2 between unit vectors = 2 − 2·cos
+        dist = np.maximum(dist, 0.0) / 2.0
+    else:
+        dist = np.sqrt(np.maximum(dist, 0.0))
     return dist.astype(np.float64), idx
 
 
@@ -67,9 +126,10 @@ def knn_scores(
     query_emb: np.ndarray | torch.Tensor,
     k: int = 1,
     metric: str = "cosine",
+    **index_options: Any,
 ) -> np.ndarray:
     """Anomaly score = mean distance to the ``k`` nearest normal training embeddings."""
-    dist, _ = knn_search(normal_emb, query_emb, k, metric)
+    dist, _ = knn_search(normal_emb, query_emb, k, metric, **index_options)
     return dist.mean(axis=1)
 
 
@@ -96,10 +156,11 @@ def anomaly_scores(
     name: str = "knn",
     k: int = 1,
     metric: str = "cosine",
+    **index_options: Any,
 ) -> np.ndarray:
     """Score ``query_emb`` against the normal embeddings with the scorer ``name``."""
     if name == "knn":
-        return knn_scores(normal_emb, query_emb, k, metric)
+        return knn_scores(normal_emb, query_emb, k, metric, **index_options)
     if name == "lof":
         return lof_scores(normal_emb, query_emb, k)
     raise ConfigError(f"Unknown scorer '{name}'. Valid choices: {', '.join(SCORERS)}.")
