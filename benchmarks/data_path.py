@@ -70,9 +70,11 @@ def decode_vs_cache(root: Path) -> list[list[object]]:
         cached = time.perf_counter() - t0
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    return [["decode JPEGs (first use)", n, f"{first:.2f}", f"{n / first:.0f}"],
-            ["read cache", n, f"{cached:.2f}", f"{n / cached:.0f}"],
-            ["speed-up", "", f"{first / cached:.1f}x", ""]]  # fmt: skip
+    return [
+        ["decode JPEGs (first use)", n, f"{first:.2f}", f"{n / first:.0f}"],
+        ["read cache", n, f"{cached:.2f}", f"{n / cached:.0f}"],
+        ["speed-up", "", f"{first / cached:.1f}x", ""],
+    ]
 
 
 def main() -> None:
@@ -107,8 +109,10 @@ def main() -> None:
         b.append(epoch_premade(batch, n_steps, step))
     ta, tb = statistics.median(a) / n_steps, statistics.median(b) / n_steps
     ratio = tb / ta
-    rows = [["DataModule + batched augmentation", f"{ta * 1e3:.1f}", f"{bs / ta:.0f}"],
-            ["pre-made tensor in memory", f"{tb * 1e3:.1f}", f"{bs / tb:.0f}"]]  # fmt: skip
+    rows = [
+        ["DataModule + batched augmentation", f"{ta * 1e3:.1f}", f"{bs / ta:.0f}"],
+        ["pre-made tensor in memory", f"{tb * 1e3:.1f}", f"{bs / tb:.0f}"],
+    ]
     out = table(["fed by", "ms/step", "images/s"], rows)
     head = f"{args.dataset}, {args.backbone}, batch {bs}, {n_steps} steps x {args.rounds} rounds"
     head += f"; {machine()}"
@@ -117,8 +121,10 @@ def main() -> None:
     decode = ""
     cifar = Path(args.data_root or "") / "cifar10-jpg"
     if args.data_root and cifar.is_dir():
-        decode = table(["CIFAR-10 folder (60 000 JPEGs, 32x32)", "images", "seconds", "images/s"],
-                       decode_vs_cache(cifar))  # fmt: skip
+        decode = table(
+            ["CIFAR-10 folder (60 000 JPEGs, 32x32)", "images", "seconds", "images/s"],
+            decode_vs_cache(cifar),
+        )
         print(decode)
     print(f"ratio: {ratio:.3f}")
     if args.write:

@@ -84,8 +84,14 @@ def main() -> None:
             for k in args.ks:
                 t_f, t_build, exact = faiss_search(base, query, k)
                 t_t, idx_t = torch_search(base, query, k)
-                row = [n, d, k, f"{args.queries / t_f:.0f}", f"{args.queries / t_t:.0f}",
-                       f"{t_f / t_t:.2f}"]  # fmt: skip
+                row = [
+                    n,
+                    d,
+                    k,
+                    f"{args.queries / t_f:.0f}",
+                    f"{args.queries / t_t:.0f}",
+                    f"{t_f / t_t:.2f}",
+                ]
                 if n <= args.sklearn_max:
                     t_s, _ = sklearn_search(base, query, k)
                     row += [f"{args.queries / t_s:.0f}", f"{t_f / t_s:.2f}"]
@@ -100,29 +106,57 @@ def main() -> None:
                             base, query, k, index=args.approx, nprobe=nprobe
                         )
                         rec = recall(idx_a, exact)
-                        approx_rows.append([n, d, k, args.approx, nprobe or "-", f"{t_ab:.1f}",
-                                            f"{args.queries / t_a:.0f}", f"{t_f / t_a:.1f}",
-                                            f"{rec:.4f}"])  # fmt: skip
+                        approx_rows.append(
+                            [
+                                n,
+                                d,
+                                k,
+                                args.approx,
+                                nprobe or "-",
+                                f"{t_ab:.1f}",
+                                f"{args.queries / t_a:.0f}",
+                                f"{t_f / t_a:.1f}",
+                                f"{rec:.4f}",
+                            ]
+                        )
                         print(" | ".join(map(str, approx_rows[-1])), flush=True)
                         if n == max(args.sizes) and rec >= 0.99 and d == args.dims[0]:
                             headline = headline or (t_f / t_a, rec, nprobe)
                         if rec >= 0.999:
                             break
-    exact_table = table(["N", "D", "k", "FAISS q/s", "torch q/s", "torch / FAISS speed",
-                         "sklearn q/s", "sklearn / FAISS speed", "torch recall"], rows)  # fmt: skip
-    approx_table = table(["N", "D", "k", "index", "nprobe", "build s", "q/s",
-                          "speed-up vs exact", "recall@k"], approx_rows)  # fmt: skip
+    exact_table = table(
+        [
+            "N",
+            "D",
+            "k",
+            "FAISS q/s",
+            "torch q/s",
+            "torch / FAISS speed",
+            "sklearn q/s",
+            "sklearn / FAISS speed",
+            "torch recall",
+        ],
+        rows,
+    )
+    approx_table = table(
+        ["N", "D", "k", "index", "nprobe", "build s", "q/s", "speed-up vs exact", "recall@k"],
+        approx_rows,
+    )
     print(exact_table)
     print(approx_table)
     ratio = f"{headline[0]:.1f}" if headline else "n/a (no setting reached recall 0.99)"
     print(f"ratio: {ratio}")
     if args.write:
         cmd = "python benchmarks/knn_scoring.py --write"
-        note = (f"Headline: approximate {args.approx} at N={max(args.sizes)}, D={args.dims[0]}: "
-                f"{ratio}x exact speed" + (f" at recall@k {headline[1]:.4f} (nprobe {headline[2]})"
-                                           if headline else ""))  # fmt: skip
-        body = (f"### 3. k-NN scoring\n\n`{cmd}`\n\n{args.queries} queries, cosine; {machine()}\n\n"
-                f"{exact_table}\n\n{approx_table}\n\n**{note}**")  # fmt: skip
+        note = (
+            f"Headline: approximate {args.approx} at N={max(args.sizes)}, D={args.dims[0]}: "
+            f"{ratio}x exact speed"
+            + (f" at recall@k {headline[1]:.4f} (nprobe {headline[2]})" if headline else "")
+        )
+        body = (
+            f"### 3. k-NN scoring\n\n`{cmd}`\n\n{args.queries} queries, cosine; {machine()}\n\n"
+            f"{exact_table}\n\n{approx_table}\n\n**{note}**"
+        )
         write_section("knn_scoring", body)
 
 

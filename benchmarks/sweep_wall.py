@@ -34,17 +34,26 @@ def main() -> None:
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     sweep = Path(tempfile.mkdtemp(prefix="adabench-sweep-"))
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=smoke",
-           f"loss={args.losses}", "trainer.enable_progress_bar=false",
-           f"hydra.sweep.dir={sweep}", *args.extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "experiment=smoke",
+        f"loss={args.losses}",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+        *args.extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"sweep failed:\n{proc.stderr[-3000:]}")
     runs = [json.loads(f.read_text()) for f in sorted(sweep.rglob("metrics.json"))]
-    parts = {k: sum(r["times"].get(f"{k}_s", 0.0) for r in runs)
-             for k in ("setup", "train", "embed", "score", "total")}  # fmt: skip
+    parts = {
+        k: sum(r["times"].get(f"{k}_s", 0.0) for r in runs)
+        for k in ("setup", "train", "embed", "score", "total")
+    }
     outside = wall - parts["total"]  # interpreter start, imports, Hydra, launcher, logger close
     startup = outside + parts["setup"]
     rows = [
@@ -64,8 +73,10 @@ def main() -> None:
     print(f"per job: set-up {parts['setup'] / n:.2f} s, training {parts['train'] / n:.2f} s")
     print(f"ratio: {startup / wall:.3f}")
     if args.write:
-        body = (f"### 4. Sweep wall time\n\n`python benchmarks/sweep_wall.py --write`\n\n{head}\n\n"
-                f"{out}\n\n**start-up share of the sweep: {startup / wall:.1%}**")  # fmt: skip
+        body = (
+            f"### 4. Sweep wall time\n\n`python benchmarks/sweep_wall.py --write`\n\n{head}\n\n"
+            f"{out}\n\n**start-up share of the sweep: {startup / wall:.1%}**"
+        )
         write_section("sweep_wall", body)
 
 

@@ -38,11 +38,18 @@ def lightning_epochs(cfg, dm, epochs: int) -> list[float]:
     module = build_module(cfg, dm)
     timer = EpochTimer()
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=1, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        callbacks=[timer], log_every_n_steps=cfg.trainer.log_every_n_steps,
-        enable_progress_bar=True, precision=cfg.trainer.precision,
-    )  # fmt: skip
+        max_epochs=epochs,
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        enable_progress_bar=True,
+        precision=cfg.trainer.precision,
+    )
     trainer.fit(module, datamodule=dm)
     return timer.times[1:]
 
@@ -85,8 +92,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     args = p.parse_args()
-    overrides = [f"dataset={args.dataset}", f"backbone={args.backbone}", f"loss={args.loss}",
-                 f"batch_size={args.batch_size}"]  # fmt: skip
+    overrides = [
+        f"dataset={args.dataset}",
+        f"backbone={args.backbone}",
+        f"loss={args.loss}",
+        f"batch_size={args.batch_size}",
+    ]
     if args.data_root:
         overrides += [f"dataset.root={args.data_root}", "dataset.download=false"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -108,8 +119,10 @@ def main() -> None:
         ["plain PyTorch loop", f"{statistics.median(plain):.3f}", f"{plain_ips:.1f}", len(plain)],
     ]
     out = table(["loop", "median epoch s", "images/s", "epochs timed"], rows)
-    head = (f"{args.dataset}, {args.backbone} + {args.loss}, batch {args.batch_size}, "
-            f"{n} images/epoch; {machine()}")  # fmt: skip
+    head = (
+        f"{args.dataset}, {args.backbone} + {args.loss}, batch {args.batch_size}, "
+        f"{n} images/epoch; {machine()}"
+    )
     print(head)
     print(out)
     print(f"ratio: {ratio:.3f}")

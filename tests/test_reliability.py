@@ -91,10 +91,15 @@ def test_corrupt_images_skipped_and_counted_in_metrics(tmp_path):
     pool = load_image_folder(root / "train", 16, 3, on_corrupt="skip")
     assert len(pool) == 24 and len(pool.skipped) == 2
     proc = run_train(
-        [*SMOKE, *folder_args(root, "a", "b"), "dataset.on_corrupt=skip", "scorer.k=2",
-         f"hydra.run.dir={tmp_path}/run"],
+        [
+            *SMOKE,
+            *folder_args(root, "a", "b"),
+            "dataset.on_corrupt=skip",
+            "scorer.k=2",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         tmp_path,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert metrics_files(tmp_path / "run")[0]["data"]["skipped_files"] == 2
 
@@ -166,8 +171,13 @@ def test_diverged_run_is_recorded_as_failed(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_is_recorded_as_failed(tmp_path):
-    cmd = [sys.executable, str(ROOT / "train.py"), *SMOKE, "trainer.max_epochs=200",
-           f"hydra.run.dir={tmp_path}/run"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *SMOKE,
+        "trainer.max_epochs=200",
+        f"hydra.run.dir={tmp_path}/run",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     result = tmp_path / "run" / "metrics.json"
     deadline = time.time() + 120

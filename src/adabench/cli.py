@@ -1,4 +1,4 @@
-"""Console scripts: ``adabench-train`` does what the repository's ``train.py`` does."""
+"""Console scripts: ``adabench-train`` (what ``train.py`` does) and ``adabench report``."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ def train() -> None:
         return run_train(cfg)
 
     main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``adabench``: ``adabench report <sweep dir>…``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "report":
+        from adabench.report import main as report_main
+
+        return report_main(args[1:])
+    print(
+        "usage: adabench report <sweep dir>... [--baseline softmax] [--metric auroc] [--wandb]\n"
+        "       (training: adabench-train or python train.py)"
+    )
+    return 0 if args and args[0] in ("-h", "--help") else 2

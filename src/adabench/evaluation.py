@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
+from torch import Tensor
 
 from adabench.data.datamodule import AnomalyDataModule
 from adabench.module import AnomalyModule
@@ -20,6 +23,10 @@ class AnomalyEvaluation(L.Callback):
     is scored by its distance to them, and AUROC, AUPR and FPR@95%TPR are computed with
     torchmetrics; 1-NN closed-set accuracy classifies held-out reference + normal test images
     against all training embeddings.
+
+    Under DDP every rank first takes rank 0's weights and buffers, embeds a contiguous shard of
+    each image set, and the shards are gathered in order, so every rank holds exactly the
+    embeddings a single process would compute; rank 0 scores and broadcasts the metrics.
 
     Args:
         scorer: ``knn`` or ``lof``.
@@ -45,37 +52,72 @@ class AnomalyEvaluation(L.Callback):
         self.scores: dict[str, np.ndarray] | None = None
         self.history: list[dict[str, Any]] = []
 
+    # ------------------------------------------------------------------ embedding
+    @staticmethod
+    def _sync_from_rank_zero(module: AnomalyModule) -> None:
+        """Give every rank rank 0's parameters and buffers (BatchNorm statistics differ)."""
+        import torch.distributed as dist
+
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.dtype != torch.bool:
+                dist.broadcast(t.data, src=0)
+
+    @staticmethod
+    def embed_all(module: AnomalyModule, dm: AnomalyDataModule, images: Tensor) -> Tensor:
+        """Embeddings of ``images``; under DDP each rank embeds a shard and all are gathered."""
+        trainer = module._trainer
+        world = trainer.world_size if trainer is not None else 1
+        if world == 1:
+            return module.embed(dm.eval_batches(images))
+        per = math.ceil(len(images) / world)
+        rank = trainer.global_rank
+        shard = images[rank * per : (rank + 1) * per]
+        dim = module.embedder.neck[0].out_features
+        local = module.embed(dm.eval_batches(shard)) if len(shard) else torch.zeros(0, dim)
+        padded = torch.zeros(per, dim, dtype=local.dtype)
+        padded[: len(local)] = local
+        gathered = module.all_gather(padded.to(module.device))  # [world, per, dim]
+        return gathered.reshape(world * per, dim)[: len(images)].float().cpu()
+
+    # ------------------------------------------------------------------ evaluation
     def evaluate(self, module: AnomalyModule, dm: AnomalyDataModule) -> dict[str, Any]:
-        """Compute every metric for the current weights."""
+        """Compute every metric for the current weights (identical on every rank)."""
+        trainer = module._trainer
+        distributed = trainer is not None and trainer.world_size > 1
+        if distributed:
+            self._sync_from_rank_zero(module)
         t0 = time.perf_counter()
-        train_emb = module.embed(dm.eval_batches(dm.train_images))
-        test_emb = module.embed(dm.eval_batches(dm.test_images))
-        closed_emb = module.embed(dm.eval_batches(dm.closed_images))
-        n_ref = len(dm.split.reference_train)
-        normal_emb = train_emb[n_ref:]
+        train_emb = self.embed_all(module, dm, dm.train_images)
+        test_emb = self.embed_all(module, dm, dm.test_images)
+        closed_emb = self.embed_all(module, dm, dm.closed_images)
         t1 = time.perf_counter()
-        scores = anomaly_scores(
-            normal_emb, test_emb, self.scorer, self.k, self.metric, **self.index_options
-        )
-        is_abnormal = dm.test_is_abnormal.numpy()
-        metrics = detection_metrics(scores, is_abnormal)
-        if len(closed_emb):
-            metrics["nn_accuracy"] = nn_accuracy(
-                train_emb,
-                dm.train_labels.numpy(),
-                closed_emb,
-                dm.closed_labels.numpy(),
-                self.metric,
+        results: dict[str, Any] | None = None
+        if not distributed or trainer.global_rank == 0:
+            normal_emb = train_emb[len(dm.split.reference_train) :]
+            scores = anomaly_scores(
+                normal_emb, test_emb, self.scorer, self.k, self.metric, **self.index_options
             )
-        t2 = time.perf_counter()
-        self.scores = {
-            "score": scores.astype(np.float32),
-            "is_abnormal": is_abnormal.astype(np.int8),
-        }
-        return {**metrics, "embed_seconds": t1 - t0, "score_seconds": t2 - t1}
+            is_abnormal = dm.test_is_abnormal.numpy()
+            results = detection_metrics(scores, is_abnormal)
+            if len(closed_emb):
+                results["nn_accuracy"] = nn_accuracy(
+                    train_emb,
+                    dm.train_labels.numpy(),
+                    closed_emb,
+                    dm.closed_labels.numpy(),
+                    self.metric,
+                )
+            self.scores = {
+                "score": scores.astype(np.float32),
+                "is_abnormal": is_abnormal.astype(np.int8),
+            }
+            results.update(embed_seconds=t1 - t0, score_seconds=time.perf_counter() - t1)
+        if distributed:
+            results = trainer.strategy.broadcast(results, src=0)
+        return results
 
     def _log(self, trainer: L.Trainer, metrics: dict[str, Any], prefix: str) -> None:
-        if trainer.logger is not None:
+        if trainer.logger is not None and trainer.is_global_zero:
             trainer.logger.log_metrics(
                 {f"{prefix}/{k}": v for k, v in metrics.items()}, step=trainer.global_step
             )

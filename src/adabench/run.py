@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -32,8 +33,15 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
     ".*does not have many workers.*",
 )
 _PACKAGES = (
-    "torch", "torchvision", "lightning", "timm", "torchmetrics", "faiss-cpu", "hydra-core", "numpy",
-)  # fmt: skip
+    "torch",
+    "torchvision",
+    "lightning",
+    "timm",
+    "torchmetrics",
+    "faiss-cpu",
+    "hydra-core",
+    "numpy",
+)
 
 
 _INDEX_KEYS = ("index", "approx_min_size", "nprobe", "use_gpu")
@@ -72,8 +80,11 @@ def git_commit(cwd: str | Path) -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=5,
-        )  # fmt: skip
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -85,6 +96,27 @@ def read_result(run_dir: str | Path) -> dict | None:
         return json.loads((Path(run_dir) / RESULT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def is_rank_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run, which must write nothing."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def parallel_jobs() -> int:
+    """How many jobs a Hydra joblib launcher runs at once (1 for any other launcher)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except (ImportError, ValueError):
+        return 1
+    if "Joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n = int(launcher.get("n_jobs") or 1)
+    return os.cpu_count() or 1 if n < 0 else n
 
 
 def _hydra_context() -> tuple[Path | None, str | None, Path]:
@@ -138,7 +170,8 @@ def train(cfg: DictConfig) -> float:
     chash = config_hash(resolved)
     previous = read_result(run_dir)
     if (
-        cfg.get("resume", True)
+        is_rank_zero()
+        and cfg.get("resume", True)
         and previous
         and previous.get("status") == "completed"
         and previous.get("config_hash") == chash
@@ -158,7 +191,9 @@ def train(cfg: DictConfig) -> float:
         "git_commit": git_commit(cwd),
         "config": redact(resolved),
     }
-    write_json(run_dir / RESULT_FILE, record)
+    writer = is_rank_zero()
+    if writer:
+        write_json(run_dir / RESULT_FILE, record)
     times: dict[str, float] = {}
     loggers: list[Any] = []
     t_start = time.perf_counter()
@@ -183,10 +218,12 @@ def train(cfg: DictConfig) -> float:
         record.update(
             times=times, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
-        write_json(run_dir / RESULT_FILE, record)
-        for logger in loggers:
-            _close_logger(logger, record)
-    _print_result(record, run_dir)
+        if writer and is_rank_zero():
+            write_json(run_dir / RESULT_FILE, record)
+            for logger in loggers:
+                _close_logger(logger, record)
+    if writer:
+        _print_result(record, run_dir)
     return float(record["metrics"]["auroc"])
 
 
@@ -257,8 +294,12 @@ def _fit_and_evaluate(
     from adabench.scoring import check_k
 
     t0 = time.perf_counter()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    threads = cfg.get("threads")
+    if threads is None and parallel_jobs() > 1:  # parallel jobs must not oversubscribe cores
+        threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+    if threads:
+        torch.set_num_threads(int(threads))
+        times["threads"] = int(threads)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup("fit")
@@ -284,6 +325,8 @@ def _fit_and_evaluate(
     times["embed_s"] = results.pop("embed_seconds", 0.0)
     times["score_s"] = results.pop("score_seconds", 0.0)
     times["train_s"] = time.perf_counter() - t1 - times["embed_s"] - times["score_s"]
+    if not trainer.is_global_zero:
+        return results, {}
     if evaluator.scores is not None:
         _save_scores(run_dir / SCORES_FILE, evaluator.scores)
     if cfg.get("save_weights"):
@@ -292,6 +335,7 @@ def _fit_and_evaluate(
         "data": dm.summary(),
         "history": evaluator.history,
         "epochs": trainer.current_epoch,
+        "world_size": trainer.world_size,
         "train_loss": _float(trainer.callback_metrics.get("train/loss_epoch")),
         "train_acc": _float(trainer.callback_metrics.get("train/acc")),
     }

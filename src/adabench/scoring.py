@@ -58,7 +58,8 @@ def build_index(
         index: ``exact`` (flat), ``ivf`` (inverted lists, ``nlist = 4·√N``), ``hnsw`` (graph,
             M = 32) or ``auto`` (exact below ``approx_min_size`` vectors, IVF above).
         approx_min_size: Size from which ``auto`` switches to IVF.
-        nprobe: Lists visited per IVF query (default ``nlist / 8``).
+        nprobe: Lists visited per IVF query (default 16: recall@5 ≥ 0.999 at 15x exact speed
+            on 10⁶ embedding-like vectors, see docs/benchmarks.md).
         use_gpu: Put the index on the GPU (``None``: when FAISS has GPU support and sees one;
             ``False``: never). Falls back to the CPU cleanly when FAISS is the CPU build.
 
@@ -84,7 +85,7 @@ def build_index(
         out = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
         rng = np.random.default_rng(0)
         out.train(base[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
-        out.nprobe = int(nprobe or max(1, nlist // 8))
+        out.nprobe = int(nprobe or min(nlist, 16))
     gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
     if use_gpu and gpus == 0:
         raise ConfigError("scorer.use_gpu=true, but FAISS sees no GPU (faiss-cpu installed?).")

@@ -1,0 +1,485 @@
+"""``adabench report``: tables, statistics and plots across the runs of one or more sweeps.
+
+Reads every ``metrics.json`` below the given folders (failed and interrupted runs included),
+writes ``results.csv`` (one row per run), ``summary.md`` (per dataset × loss: n, median,
+mean ± std, IQR, a bootstrap 95% CI of the median, median train time; paired Wilcoxon tests of
+every loss against a baseline on runs that share a seed; the failures) and PNG plots (box plot
+of the metric by loss with the runs overlaid; ROC curves of each loss's median run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adabench.io import atomic_write
+
+RESULT_FILE = "metrics.json"
+SCORES_FILE = "scores.npz"
+METRIC_KEYS = ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy")
+TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
+
+
+# --------------------------------------------------------------------------- collection
+def dataset_label(record: dict) -> str:
+    """The dataset a run belongs to (``folder`` runs are told apart by their root)."""
+    name = record.get("dataset") or "?"
+    if name == "folder":
+        root = ((record.get("config") or {}).get("dataset") or {}).get("root") or ""
+        return f"folder:{Path(str(root)).name}"
+    return str(name)
+
+
+def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One flat row per ``metrics.json`` below ``dirs``; unreadable files become failed rows."""
+    rows = []
+    for d in dirs:
+        d = Path(d)
+        if not d.exists():
+            raise FileNotFoundError(f"Sweep folder {d} does not exist.")
+        for path in sorted(d.rglob(RESULT_FILE)):
+            try:
+                rec = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                rec = {"status": "failed", "error": {"message": f"unreadable {RESULT_FILE}: {err}"}}
+            status = rec.get("status", "failed")
+            if status == "running":
+                status = "interrupted"  # a finished sweep never leaves a run running
+            row: dict[str, Any] = {
+                "run_dir": str(path.parent),
+                "status": status,
+                "loss": rec.get("loss"),
+                "dataset": dataset_label(rec),
+                "backbone": rec.get("backbone"),
+                "seed": rec.get("seed"),
+                "config_hash": rec.get("config_hash"),
+                "error": (rec.get("error") or {}).get("message", ""),
+            }
+            metrics = rec.get("metrics") or {}
+            times = rec.get("times") or {}
+            row.update({k: metrics.get(k) for k in METRIC_KEYS})
+            row.update({k: times.get(k) for k in TIME_KEYS})
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- statistics
+def bootstrap_median_ci(
+    values: Sequence[float], level: float = 0.95, n_boot: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the median."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    medians = np.median(x[rng.integers(0, len(x), size=(n_boot, len(x)))], axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(medians, alpha)), float(np.quantile(medians, 1 - alpha))
+
+
+@dataclass
+class GroupStats:
+    """Summary of one dataset × loss."""
+
+    dataset: str
+    loss: str
+    n: int
+    median: float
+    mean: float
+    std: float
+    iqr: float
+    ci_low: float
+    ci_high: float
+    median_train_s: float
+
+
+def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
+    """Per dataset × loss statistics of ``metric`` over completed runs."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is not None:
+            groups[(r["dataset"], r["loss"])].append(r)
+    out = []
+    for (ds, loss), rs in sorted(groups.items()):
+        x = np.array([r[metric] for r in rs], dtype=float)
+        q1, q3 = np.percentile(x, [25, 75])
+        lo, hi = bootstrap_median_ci(x)
+        train = [r["train_s"] for r in rs if r.get("train_s") is not None]
+        out.append(
+            GroupStats(
+                ds,
+                loss,
+                len(x),
+                float(np.median(x)),
+                float(x.mean()),
+                float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+                float(q3 - q1),
+                lo,
+                hi,
+                float(np.median(train)) if train else math.nan,
+            )
+        )
+    return out
+
+
+@dataclass
+class PairedTest:
+    """One loss against the baseline on the seeds both completed."""
+
+    dataset: str
+    loss: str
+    baseline: str
+    n_pairs: int
+    median_diff: float
+    win_rate: float
+    p_value: float
+
+
+def paired_tests(
+    rows: Sequence[dict], baseline: str = "softmax", metric: str = "auroc"
+) -> list[PairedTest]:
+    """Wilcoxon signed-rank test of each loss against ``baseline``, paired by seed.
+
+    ``p_value`` is NaN when there are no pairs or every difference is zero.
+    """
+    from scipy.stats import wilcoxon
+
+    by: dict[tuple[str, str], dict[Any, float]] = defaultdict(dict)
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is not None:
+            by[(r["dataset"], r["loss"])][(r["backbone"], r["seed"])] = float(r[metric])
+    out = []
+    for (ds, loss), values in sorted(by.items()):
+        base = by.get((ds, baseline))
+        if loss == baseline or base is None:
+            continue
+        keys = sorted(set(values) & set(base), key=str)
+        diff = np.array([values[k] - base[k] for k in keys])
+        p = math.nan if len(diff) == 0 or np.all(diff == 0) else float(wilcoxon(diff).pvalue)
+        out.append(
+            PairedTest(
+                ds,
+                loss,
+                baseline,
+                len(diff),
+                float(np.median(diff)) if len(diff) else math.nan,
+                float(np.mean(diff > 0)) if len(diff) else math.nan,
+                p,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- outputs
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    """``results.csv``: one row per run."""
+    fields = [
+        "dataset",
+        "loss",
+        "backbone",
+        "seed",
+        "status",
+        *METRIC_KEYS,
+        *TIME_KEYS,
+        "config_hash",
+        "run_dir",
+        "error",
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
+
+
+def _f(x: float, digits: int = 4) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def summary_tables(
+    stats: Sequence[GroupStats], tests: Sequence[PairedTest], failures: Sequence[dict], metric: str
+) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Headers and rows of the summary, the paired tests and the failures."""
+    s_rows = [
+        [
+            s.dataset,
+            s.loss,
+            str(s.n),
+            _f(s.median),
+            f"{_f(s.mean)} ± {_f(s.std)}",
+            _f(s.iqr),
+            f"[{_f(s.ci_low)}, {_f(s.ci_high)}]",
+            _f(s.median_train_s, 1),
+        ]
+        for s in stats
+    ]
+    t_rows = [
+        [
+            t.dataset,
+            f"{t.loss} vs {t.baseline}",
+            str(t.n_pairs),
+            f"{t.median_diff:+.4f}",
+            _f(t.win_rate, 2),
+            _f(t.p_value),
+        ]
+        for t in tests
+    ]
+    f_rows = [
+        [
+            r["dataset"],
+            str(r["loss"]),
+            str(r["seed"]),
+            r["status"],
+            (r["error"] or "").splitlines()[0][:160] if r["error"] else "",
+            r["run_dir"],
+        ]
+        for r in failures
+    ]
+    return {
+        "summary": (
+            [
+                "dataset",
+                "loss",
+                "n",
+                f"median {metric}",
+                "mean ± std",
+                "IQR",
+                "95% CI of median",
+                "median train s",
+            ],
+            s_rows,
+        ),
+        "paired": (
+            ["dataset", "comparison", "pairs", "median diff", "win rate", "Wilcoxon p"],
+            t_rows,
+        ),
+        "failures": (["dataset", "loss", "seed", "status", "reason", "run"], f_rows),
+    }
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
+    """``summary.md``."""
+    parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
+    parts += ["", "## Per dataset × loss (completed runs)", "", _markdown(*tables["summary"])]
+    parts += [
+        "",
+        "## Paired by seed against the baseline",
+        "",
+        "Median difference > 0 and win rate > 0.5 favour the loss; p from the two-sided "
+        "Wilcoxon signed-rank test on the seeds both completed.",
+        "",
+        _markdown(*tables["paired"]),
+    ]
+    if tables["failures"][1]:
+        parts += ["", "## Failed or interrupted runs", "", _markdown(*tables["failures"])]
+    if plots:
+        parts += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    text = "\n".join(parts) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
+    """One PNG per dataset: box plot of ``metric`` by loss with every run overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    by_ds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is not None:
+            by_ds[r["dataset"]][r["loss"]].append(float(r[metric]))
+    for ds, losses in sorted(by_ds.items()):
+        names = sorted(losses, key=lambda n: -float(np.median(losses[n])))
+        fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
+        ax.boxplot([losses[n] for n in names], showfliers=False)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+        rng = np.random.default_rng(0)
+        for i, n in enumerate(names, start=1):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(losses[n])), losses[n], s=14, alpha=0.7)
+        ax.set_ylabel(metric.upper())
+        ax.set_title(f"{ds}: {metric} by loss")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        name = f"box_{_safe(ds)}_{metric}.png"
+        atomic_write(out_dir / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
+    """One PNG per dataset: the ROC curve of each loss's median run (from ``scores.npz``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from torchmetrics.functional.classification import binary_roc
+
+    written = []
+    by: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
+            by[r["dataset"]][r["loss"]].append(r)
+    for ds, losses in sorted(by.items()):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for loss, rs in sorted(losses.items()):
+            rs = sorted(rs, key=lambda r: r[metric])
+            median_run = rs[(len(rs) - 1) // 2]
+            data = np.load(Path(median_run["run_dir"]) / SCORES_FILE)
+            fpr, tpr, _ = binary_roc(
+                torch.as_tensor(data["score"], dtype=torch.float64),
+                torch.as_tensor(data["is_abnormal"]).long(),
+            )
+            ax.plot(fpr.numpy(), tpr.numpy(), label=f"{loss} (AUROC {median_run['auroc']:.3f})")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{ds}: ROC of the median run per loss")
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        name = f"roc_{_safe(ds)}.png"
+        atomic_write(out_dir / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def print_tables(tables: dict, metric: str) -> None:
+    """Print the summary, paired tests and failures with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for key, title in (
+        ("summary", f"{metric} per dataset × loss"),
+        ("paired", "paired by seed vs baseline"),
+        ("failures", "failed or interrupted runs"),
+    ):
+        headers, rows = tables[key]
+        if key == "failures" and not rows:
+            continue
+        t = Table(title=title)
+        for h in headers:
+            t.add_column(h)
+        for r in rows:
+            t.add_row(*r)
+        console.print(t)
+
+
+def log_to_wandb(
+    tables: dict,
+    out_dir: Path,
+    plots: list[str],
+    sources: Sequence[str],
+    project: str = "adabench",
+    group: str | None = None,
+) -> None:
+    """Log the summary tables and plots to a W&B run of job type ``report`` in the sweep's group."""
+    import wandb
+
+    from adabench.loggers import wandb_api_key_available
+
+    mode = "online" if wandb_api_key_available() else "offline"
+    group = group or str(Path(sources[0])).strip("/").replace("/", "_")
+    run = wandb.init(
+        project=project,
+        group=group,
+        job_type="report",
+        name=f"report-{group}",
+        dir=str(out_dir),
+        mode=mode,
+    )
+    for key in ("summary", "paired", "failures"):
+        headers, rows = tables[key]
+        run.log({f"report/{key}": wandb.Table(columns=headers, data=rows)})
+    for p in plots:
+        run.log({f"report/{Path(p).stem}": wandb.Image(str(out_dir / p))})
+    run.finish()
+
+
+def report(
+    sweeps: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    baseline: str = "softmax",
+    metric: str = "auroc",
+    plots: bool = True,
+    wandb: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Build the report; returns the rows, statistics, tests and written files."""
+    if metric not in METRIC_KEYS:
+        raise ValueError(f"metric must be one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
+    rows = collect_runs(sweeps)
+    if not rows:
+        raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
+    out = Path(out_dir) if out_dir else Path(sweeps[0])
+    out.mkdir(parents=True, exist_ok=True)
+    stats = summarize(rows, metric)
+    tests = paired_tests(rows, baseline, metric)
+    failures = [r for r in rows if r["status"] != "completed"]
+    tables = summary_tables(stats, tests, failures, metric)
+    pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
+    write_csv(rows, out / "results.csv")
+    write_summary(tables, out / "summary.md", metric, [str(s) for s in sweeps], pngs)
+    if not quiet:
+        print_tables(tables, metric)
+        print(
+            f"wrote {out / 'results.csv'}, {out / 'summary.md'}"
+            + (f" and {len(pngs)} plots" if pngs else "")
+        )
+    if wandb:
+        log_to_wandb(tables, out, pngs, [str(s) for s in sweeps])
+    return {"rows": rows, "stats": stats, "tests": tests, "failures": failures, "plots": pngs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``adabench report`` / ``python -m adabench.report``."""
+    p = argparse.ArgumentParser(prog="adabench report", description=__doc__.split("\n")[0])
+    p.add_argument("sweeps", nargs="+", help="sweep folders (e.g. multirun/2026-11-23/10-00-00)")
+    p.add_argument("--out", default=None, help="output folder (default: the first sweep folder)")
+    p.add_argument("--baseline", default="softmax", help="loss the others are compared with")
+    p.add_argument("--metric", default="auroc", choices=METRIC_KEYS)
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any run failed")
+    args = p.parse_args(argv)
+    try:
+        result = report(
+            args.sweeps,
+            args.out,
+            args.baseline,
+            args.metric,
+            plots=not args.no_plots,
+            wandb=args.wandb,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        p.error(str(err))
+    return 1 if args.strict and result["failures"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

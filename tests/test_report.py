@@ -1,0 +1,186 @@
+"""`adabench report` on a constructed sweep folder with known values."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import wilcoxon
+
+from adabench.io import write_json
+from adabench.report import bootstrap_median_ci, collect_runs, main, paired_tests, report, summarize
+
+from .test_train import SMOKE, run_train
+
+AUROC = {
+    "softmax": [0.80, 0.82, 0.79, 0.85, 0.81],
+    "arcface": [0.86, 0.84, 0.88, 0.83, 0.90],
+    "cosface": [0.80, 0.83, 0.78, 0.86, 0.80],
+}
+
+
+def make_sweep(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    job = 0
+    for loss, values in AUROC.items():
+        for seed, auc in enumerate(values):
+            run = root / f"{job}-{loss}-digits-s{seed}"
+            write_json(
+                run / "metrics.json",
+                {
+                    "status": "completed",
+                    "loss": loss,
+                    "dataset": "digits",
+                    "backbone": "resnet18",
+                    "seed": seed,
+                    "config_hash": f"h{job}",
+                    "metrics": {
+                        "auroc": auc,
+                        "aupr": auc - 0.01,
+                        "fpr_at_95tpr": 1 - auc,
+                        "nn_accuracy": 0.9,
+                    },
+                    "times": {
+                        "setup_s": 1.0,
+                        "train_s": 10.0 + seed,
+                        "embed_s": 0.5,
+                        "score_s": 0.1,
+                        "total_s": 12.0,
+                    },
+                },
+            )
+            y = np.r_[np.zeros(50), np.ones(50)]
+            np.savez(
+                run / "scores.npz",
+                score=rng.normal(size=100) + 2 * auc * y,
+                is_abnormal=y.astype(np.int8),
+            )
+            job += 1
+    write_json(
+        root / f"{job}-sphereface-digits-s0" / "metrics.json",
+        {
+            "status": "failed",
+            "loss": "sphereface",
+            "dataset": "digits",
+            "seed": 0,
+            "error": {"type": "DivergedError", "message": "Training diverged: the loss became NaN"},
+        },
+    )
+    write_json(
+        root / f"{job + 1}-adacos_fixed-digits-s0" / "metrics.json",
+        {
+            "status": "running",
+            "loss": "adacos_fixed",
+            "dataset": "digits",
+            "seed": 0,
+        },
+    )
+    return root
+
+
+def test_statistics_match_numpy_and_scipy(tmp_path):
+    rows = collect_runs([make_sweep(tmp_path / "sweep")])
+    assert len(rows) == 17
+    assert {r["status"] for r in rows} == {"completed", "failed", "interrupted"}
+    stats = {s.loss: s for s in summarize(rows)}
+    for loss, values in AUROC.items():
+        s = stats[loss]
+        assert s.n == 5
+        assert s.median == pytest.approx(np.median(values))
+        assert s.mean == pytest.approx(np.mean(values))
+        assert s.std == pytest.approx(np.std(values, ddof=1))
+        assert s.iqr == pytest.approx(np.subtract(*np.percentile(values, [75, 25])))
+        assert min(values) <= s.ci_low <= s.median <= s.ci_high <= max(values)
+        assert s.median_train_s == 12.0
+    tests = {t.loss: t for t in paired_tests(rows, "softmax")}
+    diff = np.subtract(AUROC["arcface"], AUROC["softmax"])
+    assert tests["arcface"].p_value == pytest.approx(wilcoxon(diff).pvalue)
+    assert tests["arcface"].median_diff == pytest.approx(np.median(diff))
+    assert tests["arcface"].win_rate == 0.8 and tests["arcface"].n_pairs == 5
+    diff_c = np.subtract(AUROC["cosface"], AUROC["softmax"])
+    assert tests["cosface"].win_rate == pytest.approx(np.mean(diff_c > 0))
+    assert "softmax" not in tests
+
+
+def test_bootstrap_ci_is_reproducible_and_narrows():
+    x = np.random.default_rng(1).normal(0.8, 0.05, 40)
+    assert bootstrap_median_ci(x) == bootstrap_median_ci(x)
+    lo, hi = bootstrap_median_ci(x)
+    lo_small, hi_small = bootstrap_median_ci(x[:5])
+    assert hi - lo < hi_small - lo_small
+    assert bootstrap_median_ci([0.7]) == (0.7, 0.7)
+
+
+def test_report_writes_csv_markdown_and_plots(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    result = report([sweep], out)
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 17 and {"auroc", "train_s", "seed", "status", "error"} <= set(rows[0])
+    md = (out / "summary.md").read_text()
+    assert "arcface vs softmax" in md and "95% CI of median" in md
+    assert "Training diverged" in md and "interrupted" in md  # failures listed, never dropped
+    assert sorted(result["plots"]) == ["box_digits_auroc.png", "roc_digits.png"]
+    for png in result["plots"]:
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "arcface" in printed and "failed or interrupted runs" in printed
+
+
+def test_cli_exit_codes(tmp_path):
+    sweep = make_sweep(tmp_path / "sweep")
+    assert main([str(sweep), "--no-plots"]) == 0
+    assert main([str(sweep), "--no-plots", "--strict"]) == 1
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing")])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adabench.report",
+            str(sweep),
+            "--no-plots",
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o2" / "summary.md").exists()
+
+
+def test_report_to_wandb_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    sweep = make_sweep(tmp_path / "sweep")
+    report([sweep], tmp_path / "out", wandb=True, quiet=True)
+    assert list((tmp_path / "out" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_reruns_only_what_is_missing(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "loss=softmax,arcface,cosface", f"hydra.sweep.dir={sweep}", *SMOKE]
+    first = run_train(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = sweep / "0-softmax-digits-s0" / "metrics.json"
+    before = done.read_text()
+    # job 1 was killed mid-run (left "running"); job 2 never started
+    killed = sweep / "1-arcface-digits-s0" / "metrics.json"
+    write_json(killed, {**json.loads(killed.read_text()), "status": "running"})
+    (sweep / "2-cosface-digits-s0" / "metrics.json").unlink()
+    again = run_train(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (
+        again.stdout.count("skipped (resume)") == 1
+        and "softmax-digits-s0: already completed" in again.stdout
+    )
+    assert done.read_text() == before
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.rglob("metrics.json"))]
+    assert statuses == ["completed"] * 3
