@@ -63,3 +63,16 @@ def write_section(name: str, body: str, path: Path = DOCS) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def finish(
+    name: str, title: str, head: str, body: str, ratio: float, what: str, write: bool
+) -> None:
+    """Print the table and the ``ratio:`` line; with ``write``, update docs/benchmarks.md."""
+    print(head)
+    print(body)
+    print(f"ratio: {ratio:.3f}")
+    if write:
+        cmd = f"python benchmarks/{name}.py --data-root DATA --write"
+        text = f"### {title}\n\n`{cmd}`\n\n{head}\n\n{body}\n\n**ratio ({what}): {ratio:.3f}**"
+        write_section(name, text)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import DOCS, machine, table, write_section
+from _common import DOCS, finish, machine, table
 from hydra import compose, initialize_config_dir
 
 from adabench.data.pools import load_pool
@@ -116,22 +116,21 @@ def main() -> None:
     out = table(["fed by", "ms/step", "images/s"], rows)
     head = f"{args.dataset}, {args.backbone}, batch {bs}, {n_steps} steps x {args.rounds} rounds"
     head += f"; {machine()}"
-    print(head)
-    print(out)
-    decode = ""
     cifar = Path(args.data_root or "") / "cifar10-jpg"
     if args.data_root and cifar.is_dir():
-        decode = table(
+        out += "\n\n" + table(
             ["CIFAR-10 folder (60 000 JPEGs, 32x32)", "images", "seconds", "images/s"],
             decode_vs_cache(cifar),
         )
-        print(decode)
-    print(f"ratio: {ratio:.3f}")
-    if args.write:
-        cmd = "python benchmarks/data_path.py --data-root DATA --write"
-        body = f"### 2. Data path\n\n`{cmd}`\n\n{head}\n\n{out}\n\n"
-        body += f"**ratio (DataModule / pre-made throughput): {ratio:.3f}**\n\n{decode}"
-        write_section("data_path", body)
+    finish(
+        "data_path",
+        "2. Data path",
+        head,
+        out,
+        ratio,
+        "DataModule / pre-made throughput",
+        args.write,
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 
 import lightning as L
 import torch
-from _common import DOCS, machine, table, write_section
+from _common import DOCS, finish, machine, table
 from hydra import compose, initialize_config_dir
 
 from adabench.data.augment import augment_batch
@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--loss", default="arcface")
     p.add_argument("--epochs", type=int, default=3, help="per round, the first one dropped")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     args = p.parse_args()
@@ -123,14 +123,15 @@ def main() -> None:
         f"{args.dataset}, {args.backbone} + {args.loss}, batch {args.batch_size}, "
         f"{n} images/epoch; {machine()}"
     )
-    print(head)
-    print(out)
-    print(f"ratio: {ratio:.3f}")
-    if args.write:
-        cmd = "python benchmarks/train_throughput.py --data-root DATA --write"
-        body = f"### 1. Training throughput\n\n`{cmd}`\n\n{head}\n\n{out}\n\n"
-        body += f"**ratio (adabench / plain): {ratio:.3f}**"
-        write_section("train_throughput", body)
+    finish(
+        "train_throughput",
+        "1. Training throughput",
+        head,
+        out,
+        ratio,
+        "adabench / plain",
+        args.write,
+    )
 
 
 if __name__ == "__main__":

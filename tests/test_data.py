@@ -136,3 +136,17 @@ def test_folder_errors(tmp_path, image_tree):
     (image_tree / "train" / "empty").mkdir()
     with pytest.raises(DataError, match=r"Class folder .*empty holds no images"):
         load_image_folder(image_tree / "train", 16, 3)
+
+
+def test_test_classes_are_aligned_by_name(tmp_path):
+    from adabench.data.datamodule import _align_classes
+    from adabench.data.pools import ImagePool
+
+    train = ImagePool(
+        torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2]), ["a", "b", "c"]
+    )
+    test = ImagePool(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1]), ["b", "c"])
+    assert _align_classes(train, test).labels.tolist() == [1, 2]
+    extra = ImagePool(test.images, test.labels, ["b", "z"])
+    with pytest.raises(DataError, match=r"Test classes \['z'\] have no train folder"):
+        _align_classes(train, extra)

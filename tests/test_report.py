@@ -184,3 +184,10 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tmp_path):
     assert done.read_text() == before
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.rglob("metrics.json"))]
     assert statuses == ["completed"] * 3
+
+
+def test_adabench_console_usage(capsys):
+    from adabench.cli import main as cli_main
+
+    assert cli_main([]) == 2
+    assert "adabench report" in capsys.readouterr().out

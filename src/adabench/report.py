@@ -318,11 +318,7 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
         ax.set_ylabel(metric.upper())
         ax.set_title(f"{ds}: {metric} by loss")
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        name = f"box_{_safe(ds)}_{metric}.png"
-        atomic_write(out_dir / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
-        plt.close(fig)
-        written.append(name)
+        written.append(_save_figure(fig, out_dir / f"box_{_safe(ds)}_{metric}.png"))
     return written
 
 
@@ -356,12 +352,18 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
         ax.set_ylabel("true positive rate")
         ax.set_title(f"{ds}: ROC of the median run per loss")
         ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        name = f"roc_{_safe(ds)}.png"
-        atomic_write(out_dir / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
-        plt.close(fig)
-        written.append(name)
+        written.append(_save_figure(fig, out_dir / f"roc_{_safe(ds)}.png"))
     return written
+
+
+def _save_figure(fig: Any, path: Path) -> str:
+    """Write ``fig`` as PNG atomically, close it, and return the file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return path.name
 
 
 def _safe(name: str) -> str:
