@@ -3,7 +3,10 @@
 import hydra
 from omegaconf import DictConfig
 
+from adabench.resolvers import register
 from adabench.run import train
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

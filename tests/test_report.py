@@ -163,31 +163,35 @@ def test_report_to_wandb_offline(tmp_path, monkeypatch):
     assert list((tmp_path / "out" / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
+def _job(sweep: Path, run_name: str) -> Path:
+    (path,) = sweep.glob(f"{run_name}-*/metrics.json")
+    return path
+
+
 @pytest.mark.slow
 def test_interrupted_sweep_reruns_only_what_is_missing(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "loss=softmax,arcface,cosface", f"hydra.sweep.dir={sweep}", *SMOKE]
     first = run_train(args, tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    done = sweep / "0-softmax-digits-s0" / "metrics.json"
+    done = _job(sweep, "softmax-digits-s0")
     before = done.read_text()
-    # job 1 was killed mid-run (left "running"); job 2 never started
-    killed = sweep / "1-arcface-digits-s0" / "metrics.json"
+    # arcface was killed mid-run (left "running"); cosface never started
+    killed = _job(sweep, "arcface-digits-s0")
     write_json(killed, {**json.loads(killed.read_text()), "status": "running"})
-    (sweep / "2-cosface-digits-s0" / "metrics.json").unlink()
+    _job(sweep, "cosface-digits-s0").unlink()
     again = run_train(args, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert (
-        again.stdout.count("skipped (resume)") == 1
-        and "softmax-digits-s0: already completed" in again.stdout
-    )
+    assert again.stdout.count("skipped (resume)") == 1
+    assert "softmax-digits-s0: already completed" in again.stdout
     assert done.read_text() == before
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.rglob("metrics.json"))]
     assert statuses == ["completed"] * 3
-
-
-def test_adabench_console_usage(capsys):
-    from adabench.cli import main as cli_main
-
-    assert cli_main([]) == 2
-    assert "adabench report" in capsys.readouterr().out
+    # the same sweep with one more seed runs only the new jobs
+    more = run_train(
+        ["-m", "loss=softmax,arcface,cosface", "seed=0,1", f"hydra.sweep.dir={sweep}", *SMOKE],
+        tmp_path,
+    )
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert more.stdout.count("skipped (resume)") == 3
+    assert len(list(sweep.rglob("metrics.json"))) == 6

@@ -95,12 +95,12 @@ def test_multirun_two_losses_two_seeds(tmp_path):
         ["-m", "loss=softmax,arcface", "seed=0,1", f"hydra.sweep.dir={sweep}", *SMOKE], tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit())
+    runs = sorted(p.parent.name.rsplit("-", 1)[0] for p in sweep.glob("*/metrics.json"))
     assert runs == [
-        "0-softmax-digits-s0",
-        "1-softmax-digits-s1",
-        "2-arcface-digits-s0",
-        "3-arcface-digits-s1",
+        "arcface-digits-s0",
+        "arcface-digits-s1",
+        "softmax-digits-s0",
+        "softmax-digits-s1",
     ]
     ms = metrics_files(sweep)
     assert len(ms) == 4 and all(m["status"] == "completed" for m in ms)

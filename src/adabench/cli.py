@@ -22,7 +22,10 @@ def train() -> None:
     import hydra
     from omegaconf import DictConfig
 
+    from adabench.resolvers import register
     from adabench.run import train as run_train
+
+    register()
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
     def main(cfg: DictConfig) -> float:

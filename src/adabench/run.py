@@ -119,19 +119,38 @@ def parallel_jobs() -> int:
     return os.cpu_count() or 1 if n < 0 else n
 
 
-def _hydra_context() -> tuple[Path | None, str | None, Path]:
-    """(Hydra output dir, sweep group name or None, original working dir)."""
+def find_completed(
+    run_dir: Path, chash: str, sweep_dir: Path | None = None
+) -> tuple[Path, dict] | None:
+    """A completed result for config hash ``chash`` in ``run_dir`` or a job folder of the sweep.
+
+    Looking through the whole sweep lets a sweep re-run with more values, or in another order,
+    skip the jobs it already finished.
+    """
+    candidates = [run_dir]
+    if sweep_dir is not None and sweep_dir.is_dir():
+        candidates += sorted(p.parent for p in sweep_dir.glob(f"*/{RESULT_FILE}"))
+    for d in candidates:
+        rec = read_result(d)
+        if rec and rec.get("status") == "completed" and rec.get("config_hash") == chash:
+            return d, rec
+    return None
+
+
+def _hydra_context() -> tuple[Path | None, str | None, Path, Path | None]:
+    """(Hydra output dir, sweep group name or None, original working dir, sweep dir or None)."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         hc = HydraConfig.get()
     except (ImportError, ValueError):
-        return None, None, Path.cwd()
-    group = None
+        return None, None, Path.cwd(), None
+    group = sweep = None
     if hc.mode == RunMode.MULTIRUN:
-        group = str(Path(hc.sweep.dir)).strip("/").replace("/", "_")
-    return Path(hc.runtime.output_dir), group, Path(hc.runtime.cwd)
+        sweep = Path(hc.sweep.dir)
+        group = str(sweep).strip("/").replace("/", "_")
+    return Path(hc.runtime.output_dir), group, Path(hc.runtime.cwd), sweep
 
 
 @contextlib.contextmanager
@@ -163,20 +182,15 @@ def train(cfg: DictConfig) -> float:
     """
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    out_dir, group, cwd = _hydra_context()
+    out_dir, group, cwd, sweep_dir = _hydra_context()
     run_dir = Path(cfg.get("paths", {}).get("output_dir") or out_dir or "outputs/run")
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(resolved)
-    previous = read_result(run_dir)
-    if (
-        is_rank_zero()
-        and cfg.get("resume", True)
-        and previous
-        and previous.get("status") == "completed"
-        and previous.get("config_hash") == chash
-    ):
-        print(f"[adabench] {cfg.run_name}: already completed in {run_dir}, skipped (resume)")
+    done = find_completed(run_dir, chash, sweep_dir) if cfg.get("resume", True) else None
+    if done is not None and is_rank_zero():
+        where, previous = done
+        print(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
         return float(previous["metrics"]["auroc"])
     record: dict[str, Any] = {
         "status": "running",
@@ -267,7 +281,9 @@ def build_module(cfg: DictConfig, dm: Any) -> Any:
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     params = {k: v for k, v in loss.items() if k != "name"}
     head = build_head(loss["name"], int(bb.embedding_dim), dm.num_classes, **params)
-    embedder = Embedder(backbone, int(bb.embedding_dim), dm.mean, dm.std)
+    embedder = Embedder(
+        backbone, int(bb.embedding_dim), dm.mean, dm.std, bool(bb.get("channels_last", False))
+    )
     scheduler = cfg.get("scheduler")
     return AnomalyModule(
         embedder,
