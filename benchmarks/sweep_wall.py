@@ -18,31 +18,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import DOCS, machine, table, write_section
+from _common import DOCS, finish, machine, table
 
 ROOT = DOCS.parents[1]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument(
-        "--losses", default="softmax,l2softmax,arcface,cosface,adacos_fixed,adacos_dynamic"
-    )
-    p.add_argument(
-        "--extra", nargs="*", default=[], help="more overrides, e.g. trainer.max_epochs=3"
-    )
-    p.add_argument("--write", action="store_true")
-    args = p.parse_args()
+def measure(losses: str, overrides: list[str]) -> tuple[str, float, str]:
+    """Run one sweep; return its table, the start-up share and a per-job line."""
     sweep = Path(tempfile.mkdtemp(prefix="adabench-sweep-"))
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
         "-m",
-        "experiment=smoke",
-        f"loss={args.losses}",
+        f"loss={losses}",
         "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
-        *args.extra,
+        *overrides,
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -57,27 +48,50 @@ def main() -> None:
     outside = wall - parts["total"]  # interpreter start, imports, Hydra, launcher, logger close
     startup = outside + parts["setup"]
     rows = [
-        ["once per sweep: interpreter, imports, Hydra", f"{outside:.2f}", f"{outside / wall:.1%}"],
-        ["per job: data + model set-up", f"{parts['setup']:.2f}", f"{parts['setup'] / wall:.1%}"],
-        ["start-up total", f"{startup:.2f}", f"{startup / wall:.1%}"],
-        ["training", f"{parts['train']:.2f}", f"{parts['train'] / wall:.1%}"],
-        ["embedding", f"{parts['embed']:.2f}", f"{parts['embed'] / wall:.1%}"],
-        ["scoring", f"{parts['score']:.2f}", f"{parts['score'] / wall:.1%}"],
-        ["sweep wall time", f"{wall:.2f}", "100%"],
+        ["once per sweep: interpreter, imports, Hydra", outside],
+        ["per job: data + model set-up (all jobs)", parts["setup"]],
+        ["start-up total", startup],
+        ["training", parts["train"]],
+        ["embedding", parts["embed"]],
+        ["scoring", parts["score"]],
+        ["sweep wall time", wall],
     ]
-    out = table(["part", "seconds", "share"], rows)
-    head = f"{len(runs)} jobs (`experiment=smoke loss={args.losses}`); {machine()}"
-    print(head)
-    print(out)
+    out = table(["part", "seconds", "share"], [[n, f"{v:.2f}", f"{v / wall:.1%}"] for n, v in rows])
     n = len(runs)
-    print(f"per job: set-up {parts['setup'] / n:.2f} s, training {parts['train'] / n:.2f} s")
-    print(f"ratio: {startup / wall:.3f}")
-    if args.write:
-        body = (
-            f"### 4. Sweep wall time\n\n`python benchmarks/sweep_wall.py --write`\n\n{head}\n\n"
-            f"{out}\n\n**start-up share of the sweep: {startup / wall:.1%}**"
-        )
-        write_section("sweep_wall", body)
+    label = " ".join(overrides) or "default config"
+    per_job = (
+        f"{n} jobs (`-m loss={losses} {label}`): per job set-up {parts['setup'] / n:.2f} s, "
+        f"training {parts['train'] / n:.2f} s"
+    )
+    return out, startup / wall, per_job
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument(
+        "--losses", default="softmax,l2softmax,arcface,cosface,adacos_fixed,adacos_dynamic"
+    )
+    p.add_argument(
+        "--default-losses",
+        default="softmax,arcface",
+        help="losses of the second sweep, on the default config (digits, 10 epochs)",
+    )
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args()
+    smoke, share, smoke_line = measure(args.losses, ["experiment=smoke"])
+    default, share_default, default_line = measure(args.default_losses, [])
+    head = machine()
+    body = f"Smoke sweep — {smoke_line}\n\n{smoke}\n\nDefault config — {default_line}\n\n{default}"
+    finish(
+        "sweep_wall",
+        "4. Sweep wall time",
+        head,
+        body,
+        share,
+        "start-up share of the smoke sweep's wall time",
+        args.write,
+    )
+    print(f"start-up share on the default config: {share_default:.1%}")
 
 
 if __name__ == "__main__":

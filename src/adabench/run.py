@@ -177,8 +177,9 @@ def train(cfg: DictConfig) -> float:
     ``metrics.json`` is written (atomically) with ``status: running`` at the start, and with
     ``completed`` or ``failed`` (type, message, traceback) at the end, so a run killed outright
     is still visible. Failures are re-raised: a Hydra multirun runs its other jobs and then
-    exits non-zero. With ``resume: true`` a run whose folder already holds a completed result
-    for the same config hash is skipped.
+    exits non-zero. With ``resume: true`` a run is skipped when its folder, or any job folder
+    of its sweep, already holds a completed result for the same config hash. Under DDP only
+    rank 0 writes files.
     """
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
@@ -232,7 +233,7 @@ def train(cfg: DictConfig) -> float:
         record.update(
             times=times, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
-        if writer and is_rank_zero():
+        if writer:
             write_json(run_dir / RESULT_FILE, record)
             for logger in loggers:
                 _close_logger(logger, record)
