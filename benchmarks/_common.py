@@ -73,7 +73,9 @@ def finish(
     print(body)
     print(f"ratio: {ratio:.3f}")
     if write:
-        data = "" if name in ("sweep_wall", "memory_format") else " --data-root DATA"
+        data = (
+            "" if name in ("sweep_wall", "memory_format", "parallel_sweep") else " --data-root DATA"
+        )
         cmd = f"python benchmarks/{name}.py{data} --write"
         text = f"### {title}\n\n`{cmd}`\n\n{head}\n\n{body}\n\n**ratio ({what}): {ratio:.3f}**"
         write_section(name, text)

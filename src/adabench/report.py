@@ -31,6 +31,15 @@ TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
 
 
 # --------------------------------------------------------------------------- collection
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def dataset_label(record: dict) -> str:
     """The dataset a run belongs to (``folder`` runs are told apart by their root)."""
     name = record.get("dataset") or "?"
@@ -56,7 +65,7 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             if status == "running":
                 status = "interrupted"  # a finished sweep never leaves a run running
             row: dict[str, Any] = {
-                "run_dir": str(path.parent),
+                "run_dir": display_path(path.parent),
                 "status": status,
                 "loss": rec.get("loss"),
                 "dataset": dataset_label(rec),
@@ -446,7 +455,7 @@ def report(
     tables = summary_tables(stats, tests, failures, metric)
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
     write_csv(rows, out / "results.csv")
-    write_summary(tables, out / "summary.md", metric, [str(s) for s in sweeps], pngs)
+    write_summary(tables, out / "summary.md", metric, [display_path(s) for s in sweeps], pngs)
     if not quiet:
         print_tables(tables, metric)
         print(

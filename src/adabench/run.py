@@ -47,8 +47,13 @@ _PACKAGES = (
 _INDEX_KEYS = ("index", "approx_min_size", "nprobe", "use_gpu")
 
 
-class RunInterrupted(RuntimeError):
-    """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped."""
+class RunInterrupted(KeyboardInterrupt):
+    """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped.
+
+    Like Ctrl-C it is not an ``Exception``: the run records ``status: failed`` and the whole
+    sweep stops (a multirun goes on after a job's *error*, not after the process is told to
+    end).
+    """
 
 
 def config_hash(cfg: DictConfig | dict) -> str:
