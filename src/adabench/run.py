@@ -159,11 +159,16 @@ def _hydra_context() -> tuple[Path | None, str | None, Path, Path | None]:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into :class:`RunInterrupted` so the failure is recorded, not lost."""
+def _sigterm_raises(received: list[RunInterrupted]) -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunInterrupted` so the failure is recorded, not lost.
+
+    The exception is also appended to ``received``: Lightning turns interrupts into
+    ``SystemExit``, and the record must still say what happened.
+    """
 
     def handler(signum: int, frame: Any) -> None:
-        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
+        received.append(RunInterrupted(f"received signal {signal.Signals(signum).name}"))
+        raise received[-1]
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -217,18 +222,21 @@ def train(cfg: DictConfig) -> float:
     times: dict[str, float] = {}
     loggers: list[Any] = []
     t_start = time.perf_counter()
+    interrupts: list[RunInterrupted] = []
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(interrupts):
             metrics, extra = _fit_and_evaluate(
                 cfg, record["config"], run_dir, group, times, loggers
             )
         record.update(status="completed", metrics=metrics, **extra)
     except BaseException as err:
+        # an interrupt reaches here as SystemExit from Lightning's interrupt handling
+        cause = interrupts[0] if interrupts else err
         record.update(
             status="failed",
             error={
-                "type": type(err).__name__,
-                "message": str(err),
+                "type": type(cause).__name__,
+                "message": str(cause),
                 "traceback": traceback.format_exc(limit=20),
             },
         )
