@@ -79,3 +79,28 @@ def finish(
         cmd = f"python benchmarks/{name}.py{data} --write"
         text = f"### {title}\n\n`{cmd}`\n\n{head}\n\n{body}\n\n**ratio ({what}): {ratio:.3f}**"
         write_section(name, text)
+
+
+def run_sweep(overrides: list[str]) -> tuple[float, list[dict]]:
+    """Run ``train.py -m <overrides>`` in a fresh sweep folder: (wall s, metrics.json records)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    root = DOCS.parents[1]
+    sweep = Path(tempfile.mkdtemp(prefix="adabench-sweep-"))
+    cmd = [
+        sys.executable,
+        str(root / "train.py"),
+        "-m",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+        *overrides,
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"sweep failed:\n{proc.stderr[-3000:]}")
+    return wall, [json.loads(f.read_text()) for f in sorted(sweep.rglob("metrics.json"))]

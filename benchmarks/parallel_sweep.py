@@ -9,36 +9,13 @@ compares wall times. The last line is sequential wall / parallel wall (> 1: para
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-from _common import DOCS, finish, machine, table
-
-ROOT = DOCS.parents[1]
+from _common import finish, machine, run_sweep, table
 
 
 def sweep_wall(launcher_args: list[str], losses: str, extra: list[str]) -> float:
-    sweep = Path(tempfile.mkdtemp(prefix="adabench-par-"))
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        "experiment=smoke",
-        f"loss={losses}",
-        "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep}",
-        *launcher_args,
-        *extra,
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"sweep failed:\n{proc.stderr[-3000:]}")
-    wall = time.perf_counter() - t0
-    assert len(list(sweep.glob("*/metrics.json"))) == len(losses.split(","))
+    wall, runs = run_sweep(["experiment=smoke", f"loss={losses}", *launcher_args, *extra])
+    assert len(runs) == len(losses.split(","))
     return wall
 
 

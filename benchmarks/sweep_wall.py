@@ -11,36 +11,13 @@ start-up share of the sweep's wall time.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-from _common import DOCS, finish, machine, table
-
-ROOT = DOCS.parents[1]
+from _common import finish, machine, run_sweep, table
 
 
 def measure(losses: str, overrides: list[str]) -> tuple[str, float, str]:
     """Run one sweep; return its table, the start-up share and a per-job line."""
-    sweep = Path(tempfile.mkdtemp(prefix="adabench-sweep-"))
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        f"loss={losses}",
-        "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep}",
-        *overrides,
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"sweep failed:\n{proc.stderr[-3000:]}")
-    runs = [json.loads(f.read_text()) for f in sorted(sweep.rglob("metrics.json"))]
+    wall, runs = run_sweep([f"loss={losses}", *overrides])
     parts = {
         k: sum(r["times"].get(f"{k}_s", 0.0) for r in runs)
         for k in ("setup", "train", "embed", "score", "total")
