@@ -229,3 +229,12 @@ def test_atomic_write_keeps_old_file_on_crash(tmp_path):
         atomic_write(path, crash)
     assert json.loads(path.read_text())["auroc"] == 0.9
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_threads_per_job_splits_cores():
+    from adabench.run import threads_per_job
+
+    assert threads_per_job(2, cpus=16) == 8
+    assert threads_per_job(3, cpus=16) == 5
+    assert threads_per_job(4, cpus=2) == 1
+    assert threads_per_job(1, cpus=2) == 2

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+RESULT_FILE = "metrics.json"  # one per run: status, metrics, times, config
+SCORES_FILE = "scores.npz"  # one per run: per-test-image anomaly score and label
+
 
 def _umask() -> int:
     mask = os.umask(0)

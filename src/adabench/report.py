@@ -22,10 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from adabench.io import atomic_write
+from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write
 
-RESULT_FILE = "metrics.json"
-SCORES_FILE = "scores.npz"
 METRIC_KEYS = ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy")
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
 

@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from adabench.io import atomic_write, write_json
+from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write, write_json
 from adabench.loggers import finish_logger, redact
 
-RESULT_FILE = "metrics.json"
-SCORES_FILE = "scores.npz"
 WEIGHTS_FILE = "model.pt"
 _HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
 _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
@@ -121,7 +119,12 @@ def parallel_jobs() -> int:
     if "Joblib" not in str(launcher.get("_target_", "")):
         return 1
     n = int(launcher.get("n_jobs") or 1)
-    return os.cpu_count() or 1 if n < 0 else n
+    return (os.cpu_count() or 1) if n < 0 else n
+
+
+def threads_per_job(jobs: int, cpus: int | None = None) -> int:
+    """Torch threads for each of ``jobs`` parallel jobs so they don't oversubscribe the cores."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, jobs))
 
 
 def find_completed(
@@ -326,7 +329,7 @@ def _fit_and_evaluate(
     t0 = time.perf_counter()
     threads = cfg.get("threads")
     if threads is None and parallel_jobs() > 1:  # parallel jobs must not oversubscribe cores
-        threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+        threads = threads_per_job(parallel_jobs())
     if threads:
         torch.set_num_threads(int(threads))
         times["threads"] = int(threads)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile
+from PIL import Image
 
 from adabench.errors import ConfigError, DataError
 
@@ -82,7 +82,6 @@ def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
         OSError / ValueError: the file is not a readable image (PIL's own errors).
     """
     mode = "L" if channels == 1 else "RGB"
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     with Image.open(path) as img:
         img.draft(mode, (size, size))  # JPEG: decode at a reduced scale when much larger
         img.load()
