@@ -145,6 +145,7 @@ def test_odd_files_names_sizes_and_modes(tmp_path):
             "scorer.k=41",
             "scorer.k=41 must be between 1 and the number of normal training images (40)",
         ),
+        ("ema_decay=1.5", "ema_decay must be in (0, 1) or null (off), got 1.5"),
         ("backbone.embedding_dim=0", "embedding_dim must be a positive integer, got 0"),
         (
             "loss=adacos_fixed dataset.reference=[2]",

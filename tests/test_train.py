@@ -92,7 +92,8 @@ def test_default_run_writes_metrics(tmp_path):
 def test_multirun_two_losses_two_seeds(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_train(
-        ["-m", "loss=softmax,arcface", "seed=0,1", f"hydra.sweep.dir={sweep}", *SMOKE], tmp_path
+        ["-m", "loss=softmax,arcface_s16", "seed=0,1", f"hydra.sweep.dir={sweep}", *SMOKE],
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent.name.rsplit("-", 1)[0] for p in sweep.glob("*/metrics.json"))
@@ -107,9 +108,10 @@ def test_multirun_two_losses_two_seeds(tmp_path):
     assert {(m["loss"], m["seed"]) for m in ms} == {
         ("softmax", 0),
         ("softmax", 1),
-        ("arcface", 0),
-        ("arcface", 1),
+        ("arcface_s16", 0),  # results name the config option, so variants of a head stay apart
+        ("arcface_s16", 1),
     }
+    assert {m["config"]["loss"]["scale"] for m in ms if m["loss"] == "arcface_s16"} == {16.0}
 
 
 def test_failed_job_is_recorded_and_sweep_goes_on(tmp_path):

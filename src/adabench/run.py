@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from adabench.errors import ConfigError
 from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write, write_json
 from adabench.loggers import finish_logger, redact
 
@@ -161,6 +162,21 @@ def _hydra_context() -> tuple[Path | None, str | None, Path, Path | None]:
     return Path(hc.runtime.output_dir), group, Path(hc.runtime.cwd), sweep
 
 
+def loss_label(cfg: DictConfig) -> str:
+    """The loss's name in results and reports.
+
+    The ``loss`` config option chosen (``arcface_s16``), so that variants of one head stay apart;
+    ``loss.name`` outside Hydra.
+    """
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get("loss")
+    except (ImportError, ValueError):
+        choice = None
+    return str(choice or cfg.loss.name)
+
+
 @contextlib.contextmanager
 def _sigterm_raises(received: list[RunInterrupted]) -> Iterator[None]:
     """Turn SIGTERM into :class:`RunInterrupted` so the failure is recorded, not lost.
@@ -209,7 +225,7 @@ def train(cfg: DictConfig) -> float:
     record: dict[str, Any] = {
         "status": "running",
         "run_name": cfg.get("run_name"),
-        "loss": cfg.loss.name,
+        "loss": loss_label(cfg),
         "dataset": cfg.dataset.name,
         "backbone": cfg.backbone.name,
         "seed": int(cfg.seed),
@@ -310,6 +326,23 @@ def build_module(cfg: DictConfig, dm: Any) -> Any:
     )
 
 
+def training_callbacks(cfg: DictConfig) -> list[Any]:
+    """Callbacks that shape training (they run before the evaluation callback).
+
+    ``ema_decay`` set: the weights are replaced by their exponential moving average (Lightning's
+    ``EMAWeightAveraging``, BatchNorm statistics averaged too) when training ends, so the
+    evaluation scores the averaged model.
+    """
+    decay = cfg.get("ema_decay")
+    if decay is None:
+        return []
+    if not 0.0 < float(decay) < 1.0:
+        raise ConfigError(f"ema_decay must be in (0, 1) or null (off), got {decay}.")
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    return [EMAWeightAveraging(decay=float(decay))]
+
+
 def _fit_and_evaluate(
     cfg: DictConfig,
     config: dict,
@@ -349,7 +382,10 @@ def _fit_and_evaluate(
     logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
     loggers.append(logger)
     trainer = instantiate(
-        cfg.trainer, logger=logger, callbacks=[evaluator], default_root_dir=str(run_dir)
+        cfg.trainer,
+        logger=logger,
+        callbacks=[*training_callbacks(cfg), evaluator],
+        default_root_dir=str(run_dir),
     )
     times["setup_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
