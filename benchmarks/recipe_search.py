@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,28 +52,19 @@ def data_overrides(overrides: list[str], data: Path) -> list[str]:
 
 def pooled_features(module, dm, images: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
     """Backbone pooled features (before the neck) in eval mode."""
-    emb = module.embedder
-    out = []
     module.eval()
     with torch.inference_mode():
-        for b in dm.eval_batches(images):
-            x = b.float().div_(255.0) if b.dtype == torch.uint8 else b
-            x = (x - emb.mean) / emb.std
-            if emb.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(emb.backbone(x).float())
-    return torch.cat(out)
+        return torch.cat([module.embedder.features(b).float() for b in dm.eval_batches(images)])
 
 
 def variants(module, dm) -> dict[str, float]:  # noqa: ANN001
     """AUROC of each scorer variant for the module's current weights."""
     from adabench.scoring import detection_metrics, knn_scores
 
-    n_ref = len(dm.split.reference_train)
     labels = dm.test_is_abnormal.numpy()
     feats = {
         "emb": (
-            module.embed(dm.eval_batches(dm.train_images))[n_ref:],
+            module.embed(dm.eval_batches(dm.normal_images)),
             module.embed(dm.eval_batches(dm.test_images)),
         ),
         "pool": (
@@ -121,7 +111,6 @@ def run_trial(overrides: list[str], data: Path, eval_every: int | None) -> dict:
 
     cfg = compose(data_overrides(overrides, data))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    torch.set_num_threads(torch.get_num_threads())
     dm = build_datamodule(cfg)
     dm.setup("fit")
     module = build_module(cfg, dm)
@@ -186,5 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()

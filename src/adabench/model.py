@@ -83,10 +83,14 @@ class Embedder(nn.Module):
         with torch.no_grad():
             return int(self.backbone(torch.zeros(2, channels, 32, 32)).shape[1])
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Embed a batch; ``uint8`` images are scaled to [0, 1] first."""
+    def features(self, images: Tensor) -> Tensor:
+        """The backbone's pooled features (before the neck); ``uint8`` images are scaled first."""
         x = images.float().div_(255.0) if images.dtype == torch.uint8 else images
         x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.neck(self.backbone(x))
+        return self.backbone(x)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embed a batch; ``uint8`` images are scaled to [0, 1] first."""
+        return self.neck(self.features(images))
