@@ -57,48 +57,53 @@ def pooled_features(module, dm, images: torch.Tensor) -> torch.Tensor:  # noqa: 
         return torch.cat([module.embedder.features(b).float() for b in dm.eval_batches(images)])
 
 
-def variants(module, dm) -> dict[str, float]:  # noqa: ANN001
-    """AUROC of each scorer variant for the module's current weights."""
+def auroc_grid(name: str, normal, test, labels) -> dict[str, float]:  # noqa: ANN001
+    """AUROC of k-NN scoring for k = 1/5/10 and cosine/L2, keyed ``name/metric/kK``."""
     from adabench.scoring import detection_metrics, knn_scores
 
-    labels = dm.test_is_abnormal.numpy()
-    feats = {
-        "emb": (
-            module.embed(dm.eval_batches(dm.normal_images)),
-            module.embed(dm.eval_batches(dm.test_images)),
-        ),
-        "pool": (
-            pooled_features(module, dm, dm.normal_images),
-            pooled_features(module, dm, dm.test_images),
-        ),
+    return {
+        f"{name}/{metric}/k{k}": round(
+            detection_metrics(knn_scores(normal, test, k=k, metric=metric), labels)["auroc"], 4
+        )
+        for metric in ("cosine", "l2")
+        for k in (1, 5, 10)
     }
-    out = {}
-    for name, (normal, test) in feats.items():
-        for metric in ("cosine", "l2"):
-            for k in (1, 5, 10):
-                s = knn_scores(normal.numpy(), test.numpy(), k=k, metric=metric)
-                out[f"{name}/{metric}/k{k}"] = round(detection_metrics(s, labels)["auroc"], 4)
-    return out
+
+
+def append_log(path: Path, rec: dict) -> None:
+    """Add one trial's record as a JSON line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def variants(module, dm) -> dict[str, float]:  # noqa: ANN001
+    """AUROC of each scorer variant for the module's current weights."""
+    labels = dm.test_is_abnormal.numpy()
+    emb = (
+        module.embed(dm.eval_batches(dm.normal_images)),
+        module.embed(dm.eval_batches(dm.test_images)),
+    )
+    pool = (
+        pooled_features(module, dm, dm.normal_images),
+        pooled_features(module, dm, dm.test_images),
+    )
+    return {
+        **auroc_grid("emb", emb[0].numpy(), emb[1].numpy(), labels),
+        **auroc_grid("pool", pool[0].numpy(), pool[1].numpy(), labels),
+    }
 
 
 def pixel_baseline(overrides: list[str], data: Path) -> dict:
     """k-NN on raw pixels (no training): the floor a trained detector has to beat."""
     from adabench.run import build_datamodule
-    from adabench.scoring import detection_metrics, knn_scores
 
     cfg = compose(data_overrides(overrides, data))
     dm = build_datamodule(cfg)
     dm.setup("fit")
     normal = (dm.normal_images.flatten(1).float() / 255).numpy()
     test = (dm.test_images.flatten(1).float() / 255).numpy()
-    labels = dm.test_is_abnormal.numpy()
-    auroc = {
-        f"pixels/{metric}/k{k}": round(
-            detection_metrics(knn_scores(normal, test, k=k, metric=metric), labels)["auroc"], 4
-        )
-        for metric in ("cosine", "l2")
-        for k in (1, 5, 10)
-    }
+    auroc = auroc_grid("pixels", normal, test, dm.test_is_abnormal.numpy())
     return {"overrides": overrides, "train_seconds": 0.0, "auroc": auroc, "history": []}
 
 
@@ -156,8 +161,7 @@ def main() -> None:
         if args.pixels:
             rec = pixel_baseline(shlex.split(trial), args.data)
             print(trial, json.dumps(rec["auroc"]), flush=True)
-            with args.log.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({**rec, "note": args.note}) + "\n")
+            append_log(args.log, {**rec, "note": args.note})
             continue
         rec = run_trial(shlex.split(trial), args.data, args.eval_every)
         rec["note"] = args.note
@@ -169,9 +173,7 @@ def main() -> None:
         )
         for h in rec["history"]:
             print("   ", json.dumps(h), flush=True)
-        args.log.parent.mkdir(parents=True, exist_ok=True)
-        with args.log.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_log(args.log, rec)
 
 
 if __name__ == "__main__":
