@@ -65,18 +65,29 @@ def write_section(name: str, body: str, path: Path = DOCS) -> None:
     tmp.replace(path)
 
 
+NEEDS_DATA = ("train_throughput", "data_path", "knn_scoring")
+
+
 def finish(
-    name: str, title: str, head: str, body: str, ratio: float, what: str, write: bool
+    name: str,
+    title: str,
+    head: str,
+    body: str,
+    ratio: float,
+    what: str,
+    write: bool,
+    cmd: str | None = None,
 ) -> None:
-    """Print the table and the ``ratio:`` line; with ``write``, update docs/benchmarks.md."""
+    """Print the table and the ``ratio:`` line; with ``write``, update docs/benchmarks.md.
+
+    ``cmd`` is the command shown above the table (default: the script ``name`` with ``--write``).
+    """
     print(head)
     print(body)
     print(f"ratio: {ratio:.3f}")
     if write:
-        data = (
-            "" if name in ("sweep_wall", "memory_format", "parallel_sweep") else " --data-root DATA"
-        )
-        cmd = f"python benchmarks/{name}.py{data} --write"
+        data = " --data-root DATA" if name in NEEDS_DATA else ""
+        cmd = cmd or f"python benchmarks/{name}.py{data} --write"
         text = f"### {title}\n\n`{cmd}`\n\n{head}\n\n{body}\n\n**ratio ({what}): {ratio:.3f}**"
         write_section(name, text)
 

@@ -195,3 +195,66 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tmp_path):
     assert more.returncode == 0, more.stderr[-2000:]
     assert more.stdout.count("skipped (resume)") == 3
     assert len(list(sweep.rglob("metrics.json"))) == 6
+
+
+BASELINES = {"baseline_pixels": [0.84, 0.85, 0.83, 0.86, 0.84], "baseline_features": [0.82] * 5}
+
+
+def add_baselines(root: Path) -> Path:
+    for loss, values in BASELINES.items():
+        for seed, auc in enumerate(values):
+            write_json(
+                root / f"b-{loss}-digits-s{seed}" / "metrics.json",
+                {
+                    "status": "completed",
+                    "loss": loss,
+                    "baseline": loss.removeprefix("baseline_"),
+                    "dataset": "digits",
+                    "backbone": "resnet18",
+                    "seed": seed,
+                    "metrics": {"auroc": auc, "fpr_at_95tpr": 1 - auc},
+                    "times": {"train_s": 0.0, "total_s": 1.0},
+                },
+            )
+    return root
+
+
+def test_losses_are_paired_with_the_best_no_training_baseline(tmp_path):
+    sweep = add_baselines(make_sweep(tmp_path / "sweep"))
+    rows = collect_runs([sweep])
+    tests = {t.loss: t for t in paired_tests(rows)}  # auto: the best baseline, pixels here
+    assert {t.baseline for t in tests.values()} == {"baseline_pixels"}
+    diff = np.subtract(AUROC["arcface"], BASELINES["baseline_pixels"])
+    assert tests["arcface"].median_diff == pytest.approx(np.median(diff))
+    assert tests["arcface"].p_value == pytest.approx(wilcoxon(diff).pvalue)
+    assert "baseline_pixels" not in tests and "baseline_features" in tests
+    # lower is better for FPR: the difference is signed so that > 0 still favours the loss
+    fpr = {t.loss: t for t in paired_tests(rows, metric="fpr_at_95tpr")}
+    assert fpr["arcface"].median_diff == pytest.approx(np.median(diff))
+    out = tmp_path / "out"
+    report([sweep], out, quiet=True)
+    md = (out / "summary.md").read_text()
+    assert "| digits | baseline_pixels (no training) | 5 | 0.8400 |" in md
+    assert "digits: every row is paired with baseline_pixels (the best no-training baseline)." in md
+    # softmax (median 0.81) and cosface (0.80) fall below the pixel baseline (0.84), arcface not
+    line = next(x for x in md.splitlines() if "below baseline_pixels" in x)
+    assert "softmax (0.8100)" in line and "cosface (0.8000)" in line and "arcface" not in line
+    assert "every trained loss's median beats baseline_features (0.8200)" not in md
+    assert (
+        "**below baseline_features** (median 0.8200, no training): cosface (0.8000), softmax" in md
+    )
+
+
+def test_report_explains_a_missing_comparison_row(tmp_path):
+    sweep = make_sweep(tmp_path / "sweep")
+    for f in sweep.glob("*softmax*/metrics.json"):
+        f.unlink()
+    out = tmp_path / "out"
+    result = report([sweep], out, quiet=True)
+    assert result["tests"] == []
+    md = (out / "summary.md").read_text()
+    assert "no no-training baseline and no softmax run to pair with, so no paired tests" in md
+    assert "add loss=baseline_pixels,baseline_features to the sweep" in md
+    report([sweep], out, baseline="cosface", quiet=True)
+    md = (out / "summary.md").read_text()
+    assert "arcface vs cosface" in md and "(chosen with --baseline)" in md

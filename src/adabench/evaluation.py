@@ -16,6 +16,43 @@ from adabench.module import AnomalyModule
 from adabench.scoring import anomaly_scores, detection_metrics, nn_accuracy
 
 
+def evaluate_embeddings(
+    dm: AnomalyDataModule,
+    train_emb: Tensor,
+    test_emb: Tensor,
+    closed_emb: Tensor,
+    scorer: str = "knn",
+    k: int = 1,
+    metric: str = "cosine",
+    **index_options: Any,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics and per-image scores from the embeddings of a set-up DataModule's images.
+
+    Args:
+        dm: The DataModule (split, labels, which test images are abnormal).
+        train_emb: Embeddings of ``dm.train_images`` (reference images, then the normal ones).
+        test_emb: Embeddings of ``dm.test_images``.
+        closed_emb: Embeddings of ``dm.closed_images`` (may be empty).
+        scorer: ``knn`` or ``lof`` (:func:`adabench.scoring.anomaly_scores`).
+        k: Number of neighbours.
+        metric: ``cosine`` or ``l2``.
+        **index_options: FAISS index choice (:func:`adabench.scoring.build_index`).
+
+    Returns:
+        The metrics (AUROC, AUPR, FPR@95%TPR, 1-NN accuracy) and the scores to save.
+    """
+    normal_emb = train_emb[len(dm.split.reference_train) :]
+    scores = anomaly_scores(normal_emb, test_emb, scorer, k, metric, **index_options)
+    is_abnormal = dm.test_is_abnormal.numpy()
+    results: dict[str, Any] = detection_metrics(scores, is_abnormal)
+    if len(closed_emb):
+        results["nn_accuracy"] = nn_accuracy(
+            train_emb, dm.train_labels.numpy(), closed_emb, dm.closed_labels.numpy(), metric
+        )
+    saved = {"score": scores.astype(np.float32), "is_abnormal": is_abnormal.astype(np.int8)}
+    return results, saved
+
+
 class AnomalyEvaluation(L.Callback):
     """After training (and every ``every_n_epochs`` if set), evaluate anomaly detection.
 
@@ -72,7 +109,7 @@ class AnomalyEvaluation(L.Callback):
         per = math.ceil(len(images) / world)
         rank = trainer.global_rank
         shard = images[rank * per : (rank + 1) * per]
-        dim = module.embedder.neck[0].out_features
+        dim = module.embedder.embedding_dim
         local = module.embed(dm.eval_batches(shard)) if len(shard) else torch.zeros(0, dim)
         padded = torch.zeros(per, dim, dtype=local.dtype)
         padded[: len(local)] = local
@@ -93,24 +130,16 @@ class AnomalyEvaluation(L.Callback):
         t1 = time.perf_counter()
         results: dict[str, Any] | None = None
         if not distributed or trainer.global_rank == 0:
-            normal_emb = train_emb[len(dm.split.reference_train) :]
-            scores = anomaly_scores(
-                normal_emb, test_emb, self.scorer, self.k, self.metric, **self.index_options
+            results, self.scores = evaluate_embeddings(
+                dm,
+                train_emb,
+                test_emb,
+                closed_emb,
+                self.scorer,
+                self.k,
+                self.metric,
+                **self.index_options,
             )
-            is_abnormal = dm.test_is_abnormal.numpy()
-            results = detection_metrics(scores, is_abnormal)
-            if len(closed_emb):
-                results["nn_accuracy"] = nn_accuracy(
-                    train_emb,
-                    dm.train_labels.numpy(),
-                    closed_emb,
-                    dm.closed_labels.numpy(),
-                    self.metric,
-                )
-            self.scores = {
-                "score": scores.astype(np.float32),
-                "is_abnormal": is_abnormal.astype(np.int8),
-            }
             results.update(embed_seconds=t1 - t0, score_seconds=time.perf_counter() - t1)
         if distributed:
             results = trainer.strategy.broadcast(results, src=0)

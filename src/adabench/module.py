@@ -23,6 +23,8 @@ class AnomalyModule(L.LightningModule):
         head: Embeddings → logits and loss; owns the class weights (trained with the rest).
         optimizer: ``params → torch.optim.Optimizer`` (Hydra ``_partial_`` instantiation).
         scheduler: Optional ``optimizer → LR scheduler``, stepped per epoch.
+        backbone_lr_scale: The backbone's learning rate is the optimizer's times this (e.g.
+            0.1 to fine-tune pretrained layers gently while the neck and head learn fast).
     """
 
     def __init__(
@@ -31,22 +33,27 @@ class AnomalyModule(L.LightningModule):
         head: ClassificationHead,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.embedder = embedder
         self.head = head
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.backbone_lr_scale = float(backbone_lr_scale)
+        self.inputs = "images"  # "trunk": batches hold the frozen trunk's outputs
         self.train_acc = MulticlassAccuracy(num_classes=head.num_classes, average="micro")
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Embeddings of a batch of images."""
-        return self.embedder(images)
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Embeddings of a batch of images (or of trunk outputs when ``inputs == "trunk"``)."""
+        if self.inputs == "trunk":
+            return self.embedder.embed_trunk_outputs(inputs)
+        return self.embedder(inputs)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        emb = self.embedder(images)
+        emb = self(images)
         loss = self.head(emb, labels)
         self._nonfinite |= ~torch.isfinite(loss.detach())  # checked once per epoch: no host sync
         with torch.no_grad():
@@ -66,7 +73,16 @@ class AnomalyModule(L.LightningModule):
             )
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        backbone = [p for p in self.embedder.backbone.parameters() if p.requires_grad]
+        taken = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        groups = [{"params": rest}]
+        if backbone:
+            groups.insert(0, {"params": backbone, "name": "backbone"})
+        optimizer = self.optimizer_factory(params=groups)
+        for group in optimizer.param_groups:
+            if group.get("name") == "backbone":
+                group["lr"] *= self.backbone_lr_scale
         if self.scheduler_factory is None:
             return optimizer
         return {
@@ -83,9 +99,7 @@ class AnomalyModule(L.LightningModule):
         was_training = self.training
         self.eval()
         try:
-            out = [
-                self.embedder(b.to(self.device, non_blocking=True)).float().cpu() for b in batches
-            ]
+            out = [self(b.to(self.device, non_blocking=True)).float().cpu() for b in batches]
         finally:
             self.train(was_training)
         emb = torch.cat(out)

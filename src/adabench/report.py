@@ -25,6 +25,8 @@ import numpy as np
 from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write
 
 METRIC_KEYS = ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy")
+LOWER_IS_BETTER = frozenset({"fpr_at_95tpr"})
+AUTO = "auto"  # paired baseline: the best no-training baseline of each dataset, else softmax
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
 
 
@@ -69,6 +71,7 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
                 "dataset": dataset_label(rec),
                 "backbone": rec.get("backbone"),
                 "seed": rec.get("seed"),
+                "baseline": rec.get("baseline") or "",
                 "config_hash": rec.get("config_hash"),
                 "error": (rec.get("error") or {}).get("message", ""),
             }
@@ -110,6 +113,7 @@ class GroupStats:
     ci_low: float
     ci_high: float
     median_train_s: float
+    baseline: bool = False
 
 
 def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
@@ -136,6 +140,7 @@ def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
                 lo,
                 hi,
                 float(np.median(train)) if train else math.nan,
+                any(r.get("baseline") for r in rs),
             )
         )
     return out
@@ -154,32 +159,65 @@ class PairedTest:
     p_value: float
 
 
-def paired_tests(
-    rows: Sequence[dict], baseline: str = "softmax", metric: str = "auroc"
-) -> list[PairedTest]:
-    """Wilcoxon signed-rank test of each loss against ``baseline``, paired by seed.
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether value ``a`` of ``metric`` is better than ``b`` (lower FPR is better)."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
 
+
+def choose_baselines(
+    stats: Sequence[GroupStats], baseline: str = AUTO, metric: str = "auroc"
+) -> dict[str, str | None]:
+    """The comparison row of each dataset.
+
+    ``auto``: the no-training baseline with the best median, else ``softmax``; any other name
+    is used where that loss ran. ``None`` where there is nothing to compare with.
+    """
+    out: dict[str, str | None] = {}
+    for ds in sorted({s.dataset for s in stats}):
+        rows = [s for s in stats if s.dataset == ds]
+        names = {s.loss for s in rows}
+        if baseline != AUTO:
+            out[ds] = baseline if baseline in names else None
+            continue
+        candidates = [s for s in rows if s.baseline]
+        best = None
+        for s in candidates:
+            if best is None or better(metric, s.median, best.median):
+                best = s
+        out[ds] = best.loss if best else ("softmax" if "softmax" in names else None)
+    return out
+
+
+def paired_tests(
+    rows: Sequence[dict], baseline: str = AUTO, metric: str = "auroc"
+) -> list[PairedTest]:
+    """Wilcoxon signed-rank test of each loss against the baseline row, paired by seed.
+
+    The difference is signed so that > 0 favours the loss (for FPR@95%TPR, lower is better).
     ``p_value`` is NaN when there are no pairs or every difference is zero.
     """
     from scipy.stats import wilcoxon
 
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     by: dict[tuple[str, str], dict[Any, float]] = defaultdict(dict)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
             by[(r["dataset"], r["loss"])][(r["backbone"], r["seed"])] = float(r[metric])
+    chosen = choose_baselines(summarize(rows, metric), baseline, metric)
     out = []
     for (ds, loss), values in sorted(by.items()):
-        base = by.get((ds, baseline))
-        if loss == baseline or base is None:
+        ref = chosen.get(ds)
+        base = by.get((ds, ref)) if ref else None
+        if loss == ref or base is None:
             continue
         keys = sorted(set(values) & set(base), key=str)
-        diff = np.array([values[k] - base[k] for k in keys])
+        diff = sign * np.array([values[k] - base[k] for k in keys])
         p = math.nan if len(diff) == 0 or np.all(diff == 0) else float(wilcoxon(diff).pvalue)
         out.append(
             PairedTest(
                 ds,
                 loss,
-                baseline,
+                str(ref),
                 len(diff),
                 float(np.median(diff)) if len(diff) else math.nan,
                 float(np.mean(diff > 0)) if len(diff) else math.nan,
@@ -189,12 +227,65 @@ def paired_tests(
     return out
 
 
+def paired_notes(
+    chosen: dict[str, str | None], stats: Sequence[GroupStats], baseline: str = AUTO
+) -> list[str]:
+    """One sentence per dataset: what each loss is paired against, or why nothing is."""
+    kinds = {(s.dataset, s.loss): s.baseline for s in stats}
+    lines = []
+    for ds, ref in chosen.items():
+        if ref is None:
+            wanted = (
+                "no no-training baseline and no softmax run"
+                if baseline == AUTO
+                else f"no '{baseline}' run"
+            )
+            lines.append(
+                f"{ds}: {wanted} to pair with, so no paired tests; add "
+                "loss=baseline_pixels,baseline_features (or softmax) to the sweep, or pass "
+                "--baseline <a loss that ran>."
+            )
+        elif kinds.get((ds, ref)):
+            how = "the best no-training baseline" if baseline == AUTO else "chosen with --baseline"
+            lines.append(f"{ds}: every row is paired with {ref} ({how}).")
+        else:
+            how = "no no-training baseline ran" if baseline == AUTO else "chosen with --baseline"
+            lines.append(f"{ds}: every loss is paired with {ref} ({how}).")
+    return lines
+
+
+def baseline_findings(stats: Sequence[GroupStats], metric: str = "auroc") -> list[str]:
+    """Plain sentences: which trained losses' medians fall below a no-training baseline."""
+    lines = []
+    for ds in sorted({s.dataset for s in stats}):
+        rows = [s for s in stats if s.dataset == ds]
+        bases = sorted((s for s in rows if s.baseline), key=lambda s: s.loss)
+        trained = [s for s in rows if not s.baseline]
+        if not bases:
+            lines.append(
+                f"{ds}: no no-training baseline ran; add loss=baseline_pixels,baseline_features "
+                "to the sweep to see whether training beats k-NN on pixels or features."
+            )
+            continue
+        for b in bases:
+            below = [s for s in trained if better(metric, b.median, s.median)]
+            if below:
+                names = ", ".join(f"{s.loss} ({_f(s.median)})" for s in below)
+                lines.append(
+                    f"{ds}: **below {b.loss}** (median {_f(b.median)}, no training): {names}."
+                )
+            elif trained:
+                lines.append(f"{ds}: every trained loss's median beats {b.loss} ({_f(b.median)}).")
+    return lines
+
+
 # --------------------------------------------------------------------------- outputs
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     """``results.csv``: one row per run."""
     fields = [
         "dataset",
         "loss",
+        "baseline",
         "backbone",
         "seed",
         "status",
@@ -222,7 +313,7 @@ def summary_tables(
     s_rows = [
         [
             s.dataset,
-            s.loss,
+            f"{s.loss} (no training)" if s.baseline else s.loss,
             str(s.n),
             _f(s.median),
             f"{_f(s.mean)} ± {_f(s.std)}",
@@ -287,10 +378,17 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
     parts += ["", "## Per dataset × loss (completed runs)", "", _markdown(*tables["summary"])]
     parts += [
         "",
+        "## Against the no-training baselines",
+        "",
+        *[f"- {line}" for line in tables.get("findings", [])],
+        "",
         "## Paired by seed against the baseline",
         "",
-        "Median difference > 0 and win rate > 0.5 favour the loss; p from the two-sided "
-        "Wilcoxon signed-rank test on the seeds both completed.",
+        *[f"- {line}" for line in tables.get("paired_notes", [])],
+        "",
+        "Median difference > 0 and win rate > 0.5 favour the loss (for FPR@95%TPR the "
+        "difference is baseline − loss: lower is better); p from the two-sided Wilcoxon "
+        "signed-rank test on the seeds both completed.",
         "",
         _markdown(*tables["paired"]),
     ]
@@ -311,17 +409,31 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
 
     written = []
     by_ds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    no_training = {r["loss"] for r in rows if r.get("baseline")}
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
             by_ds[r["dataset"]][r["loss"]].append(float(r[metric]))
     for ds, losses in sorted(by_ds.items()):
-        names = sorted(losses, key=lambda n: -float(np.median(losses[n])))
+        sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+        names = sorted(losses, key=lambda n: sign * float(np.median(losses[n])))
         fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
-        ax.boxplot([losses[n] for n in names], showfliers=False)
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+        box = ax.boxplot([losses[n] for n in names], showfliers=False, patch_artist=True)
+        labels = [f"{n}\n(no training)" if n in no_training else n for n in names]
+        ax.set_xticks(range(1, len(names) + 1), labels, rotation=30, ha="right")
         rng = np.random.default_rng(0)
         for i, n in enumerate(names, start=1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(losses[n])), losses[n], s=14, alpha=0.7)
+            base = n in no_training
+            box["boxes"][i - 1].set_facecolor("0.85" if base else "white")
+            if base:  # a dashed line at each baseline's median across the plot
+                ax.axhline(np.median(losses[n]), color="0.5", ls="--", lw=0.8, zorder=0)
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(losses[n])),
+                losses[n],
+                s=14,
+                alpha=0.7,
+                color="0.4" if base else f"C{i % 10}",
+                zorder=3,
+            )
         ax.set_ylabel(metric.upper())
         ax.set_title(f"{ds}: {metric} by loss")
         ax.grid(axis="y", alpha=0.3)
@@ -433,7 +545,7 @@ def log_to_wandb(
 def report(
     sweeps: Sequence[str | Path],
     out_dir: str | Path | None = None,
-    baseline: str = "softmax",
+    baseline: str = AUTO,
     metric: str = "auroc",
     plots: bool = True,
     wandb: bool = False,
@@ -451,6 +563,10 @@ def report(
     tests = paired_tests(rows, baseline, metric)
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
+    tables["findings"] = baseline_findings(stats, metric)
+    tables["paired_notes"] = paired_notes(
+        choose_baselines(stats, baseline, metric), stats, baseline
+    )
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
     write_csv(rows, out / "results.csv")
     write_summary(tables, out / "summary.md", metric, [display_path(s) for s in sweeps], pngs)
@@ -470,7 +586,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="adabench report", description=__doc__.split("\n")[0])
     p.add_argument("sweeps", nargs="+", help="sweep folders (e.g. multirun/2026-11-23/10-00-00)")
     p.add_argument("--out", default=None, help="output folder (default: the first sweep folder)")
-    p.add_argument("--baseline", default="softmax", help="loss the others are compared with")
+    p.add_argument(
+        "--baseline",
+        default=AUTO,
+        help="row the others are paired with (default auto: the best no-training baseline of "
+        "each dataset, else softmax)",
+    )
     p.add_argument("--metric", default="auroc", choices=METRIC_KEYS)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")

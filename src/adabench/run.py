@@ -12,6 +12,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from adabench.errors import ConfigError
 from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write, write_json
 from adabench.loggers import finish_logger, redact
+from adabench.runtime import configure_process
 
 WEIGHTS_FILE = "model.pt"
 _HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
@@ -30,6 +32,7 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
     ".*smaller than the logging interval.*",
     ".*LeafSpec.*",
     ".*does not have many workers.*",
+    ".*module\\(s\\) in eval mode.*",  # the frozen trunk, on purpose
 )
 _PACKAGES = (
     "torch",
@@ -229,9 +232,11 @@ def train(cfg: DictConfig) -> float:
         "dataset": cfg.dataset.name,
         "backbone": cfg.backbone.name,
         "seed": int(cfg.seed),
+        "baseline": cfg.loss.get("baseline") or None,
         "config_hash": chash,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
+        "process": configure_process(),
         "git_commit": git_commit(cwd),
         "config": redact(resolved),
     }
@@ -296,34 +301,135 @@ def build_datamodule(cfg: DictConfig) -> Any:
     )
 
 
-def build_module(cfg: DictConfig, dm: Any) -> Any:
-    """The LightningModule (backbone + neck + head + optimizer) for ``cfg`` and a set-up ``dm``."""
-    from hydra.utils import instantiate
+def build_embedder(cfg: DictConfig, dm: Any) -> tuple[Any, dict[str, Any]]:
+    """The :class:`Embedder` for ``cfg`` and a set-up ``dm``, and facts about it for the record.
 
-    from adabench.losses import build_head
-    from adabench.model import Embedder, create_backbone
-    from adabench.module import AnomalyModule
+    Pretrained weights (``backbone.weights`` or ``backbone.pretrained``) bring their own input
+    normalisation; a backbone trained from scratch uses the training images' statistics.
+    """
+    from adabench.backbone import create_model, input_normalization, split_backbone
+    from adabench.model import Embedder
 
     bb = cfg.backbone
-    backbone = create_backbone(
+    weights = bb.get("weights")
+    model, source = create_model(
         bb.name,
         in_chans=int(cfg.dataset.channels),
         pretrained=bool(bb.get("pretrained", False)),
-        checkpoint_path=bb.get("checkpoint_path"),
+        weights=weights,
     )
+    split = split_backbone(model, bb.get("freeze", 0), bb.get("out_stage"))
+    mean, std, norm_from = input_normalization(
+        model, int(cfg.dataset.channels), bool(source), dm.mean, dm.std
+    )
+    embedder = Embedder(
+        split.rest,
+        int(bb.embedding_dim),
+        mean,
+        std,
+        bool(bb.get("channels_last", False)),
+        trunk=split.trunk,
+        num_features=split.num_features,
+    )
+    info = {
+        **source,
+        "normalization": {"mean": mean, "std": std, "from": norm_from},
+        "frozen_stages": split.frozen_stages,
+        "out_stage": split.out_stage,
+        "num_features": split.num_features,
+        "trainable_params": sum(p.numel() for p in embedder.parameters() if p.requires_grad),
+    }
+    return embedder, info
+
+
+def build_module(cfg: DictConfig, dm: Any, embedder: Any = None) -> Any:
+    """The LightningModule (embedder + loss head + optimizer) for ``cfg`` and a set-up ``dm``."""
+    from hydra.utils import instantiate
+
+    from adabench.losses import build_head
+    from adabench.module import AnomalyModule
+
+    if embedder is None:
+        embedder = build_embedder(cfg, dm)[0]
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     params = {k: v for k, v in loss.items() if k != "name"}
-    head = build_head(loss["name"], int(bb.embedding_dim), dm.num_classes, **params)
-    embedder = Embedder(
-        backbone, int(bb.embedding_dim), dm.mean, dm.std, bool(bb.get("channels_last", False))
-    )
+    head = build_head(loss["name"], int(cfg.backbone.embedding_dim), dm.num_classes, **params)
     scheduler = cfg.get("scheduler")
     return AnomalyModule(
         embedder,
         head,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(scheduler) if scheduler and scheduler.get("_target_") else None,
+        backbone_lr_scale=float(cfg.backbone.get("lr_scale", 1.0)),
     )
+
+
+def use_trunk_cache(cfg: DictConfig, dm: Any, embedder: Any, info: dict) -> dict[str, Any] | None:
+    """Serve the frozen trunk's outputs from the trunk cache instead of images, when it can.
+
+    It can when the backbone has a frozen trunk, ``backbone.cache_trunk`` is on and the
+    augmentation is cacheable (flips are; pad-and-crop is not: then the trunk runs per batch).
+    Returns what the cache did (for the record), or ``None`` when it was not used.
+    """
+    from adabench.trunk_cache import TrunkCache, trunk_key
+
+    pad = int(cfg.dataset.get("pad_crop", 0) or 0)
+    if embedder.trunk is None or not cfg.backbone.get("cache_trunk", True) or pad:
+        return None
+    key = trunk_key(
+        model=cfg.backbone.name,
+        weights=info.get("sha256") or info.get("weights"),
+        frozen_stages=info["frozen_stages"],
+        out_stage=info["out_stage"],
+        channels=int(cfg.dataset.channels),
+        image_size=int(cfg.dataset.image_size),
+        normalization=info["normalization"],
+        channels_last=bool(cfg.backbone.get("channels_last", False)),
+    )
+    cache = TrunkCache(cfg.paths.get("cache_dir"), key, int(cfg.eval_batch_size))
+    t0 = time.perf_counter()
+    dm.use_trunk_outputs(cache, embedder.trunk_outputs)
+    return {
+        "key": key,
+        "computed": cache.computed,
+        "reused": cache.reused,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+@dataclass
+class BuiltRun:
+    """The objects of one run, built from its config (nothing trained yet)."""
+
+    dm: Any
+    embedder: Any | None  # None for the raw-pixel baseline
+    module: Any | None  # None for the no-training baselines
+    baseline: str | None
+    backbone_info: dict[str, Any] = field(default_factory=dict)
+    cache_info: dict[str, Any] | None = None
+
+
+def build_run(cfg: DictConfig) -> BuiltRun:
+    """Data (set up), embedder, LightningModule, trunk cache: everything a run trains and scores.
+
+    Benchmarks and tests build through this too, so they measure what ``train.py`` runs.
+
+    Raises:
+        ConfigError: a bad value, before any training (e.g. ``scorer.k`` larger than the
+            normal training set).
+    """
+    from adabench.scoring import check_k
+
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    check_k(int(cfg.scorer.k), len(dm.split.normal_train))  # fail before training, not after
+    baseline = baseline_kind(cfg)
+    embedder, info = (None, {}) if baseline == "pixels" else build_embedder(cfg, dm)
+    module = None if baseline else build_module(cfg, dm, embedder)
+    cache_info = use_trunk_cache(cfg, dm, embedder, info) if embedder is not None else None
+    if module is not None and dm.inputs == "trunk":
+        module.inputs = "trunk"
+    return BuiltRun(dm, embedder, module, baseline, info, cache_info)
 
 
 def training_callbacks(cfg: DictConfig) -> list[Any]:
@@ -357,7 +463,6 @@ def _fit_and_evaluate(
 
     from adabench.evaluation import AnomalyEvaluation
     from adabench.loggers import build_logger
-    from adabench.scoring import check_k
 
     t0 = time.perf_counter()
     threads = cfg.get("threads")
@@ -367,17 +472,21 @@ def _fit_and_evaluate(
         torch.set_num_threads(int(threads))
         times["threads"] = int(threads)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dm = build_datamodule(cfg)
-    dm.setup("fit")
-    module = build_module(cfg, dm)
+    built = build_run(cfg)
+    dm, embedder, module = built.dm, built.embedder, built.module
     sc = cfg.scorer
-    check_k(int(sc.k), len(dm.split.normal_train))  # fail before training, not after
+    extra_info = {"backbone_info": built.backbone_info, "trunk_cache": built.cache_info}
+    if built.baseline:
+        times["setup_s"] = time.perf_counter() - t0
+        results, extra = _evaluate_baseline(cfg, dm, embedder, built.baseline, run_dir, times)
+        return results, {**extra, **extra_info}
+    index_options = {k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None}
     evaluator = AnomalyEvaluation(
         scorer=sc.name,
         k=int(sc.k),
         metric=sc.get("metric", "cosine"),
         every_n_epochs=sc.get("every_n_epochs"),
-        index_options={k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None},
+        index_options=index_options,
     )
     logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
     loggers.append(logger)
@@ -401,12 +510,63 @@ def _fit_and_evaluate(
     if cfg.get("save_weights"):
         atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: torch.save(module.state_dict(), tmp))
     extra = {
+        **extra_info,
         "data": dm.summary(),
         "history": evaluator.history,
         "epochs": trainer.current_epoch,
         "world_size": trainer.world_size,
         "train_loss": _float(trainer.callback_metrics.get("train/loss_epoch")),
         "train_acc": _float(trainer.callback_metrics.get("train/acc")),
+    }
+    return results, extra
+
+
+def baseline_kind(cfg: DictConfig) -> str | None:
+    """``pixels`` or ``features`` for a no-training baseline run (``loss.baseline``), else None."""
+    from adabench.baselines import check_baseline
+
+    kind = cfg.loss.get("baseline")
+    if kind:
+        check_baseline(str(kind))
+    return str(kind) if kind else None
+
+
+def _evaluate_baseline(
+    cfg: DictConfig, dm: Any, embedder: Any, kind: str, run_dir: Path, times: dict[str, float]
+) -> tuple[dict, dict]:
+    """Score raw pixels or untrained backbone features through the usual scorer and metrics."""
+    from adabench.baselines import feature_vectors, pixel_vectors
+    from adabench.evaluation import evaluate_embeddings
+
+    t0 = time.perf_counter()
+    parts = (dm.train_images, dm.test_images, dm.closed_images)
+    if kind == "pixels":
+        train_emb, test_emb, closed_emb = (pixel_vectors(x) for x in parts)
+    else:
+        trunk = dm.inputs == "trunk"
+        train_emb, test_emb, closed_emb = (
+            feature_vectors(embedder, dm.eval_batches(x), trunk) for x in parts
+        )
+    t1 = time.perf_counter()
+    sc = cfg.scorer
+    results, scores = evaluate_embeddings(
+        dm,
+        train_emb,
+        test_emb,
+        closed_emb,
+        sc.name,
+        int(sc.k),
+        sc.get("metric", "cosine"),
+        **{k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None},
+    )
+    times.update(train_s=0.0, embed_s=t1 - t0, score_s=time.perf_counter() - t1)
+    if is_rank_zero():
+        _save_scores(run_dir / SCORES_FILE, scores)
+    extra = {
+        "data": dm.summary(),
+        "epochs": 0,
+        "world_size": 1,
+        "embedding_dim": train_emb.shape[1],
     }
     return results, extra
 

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from adabench.data.augment import augment_batch
-from adabench.data.pools import ImagePool, load_pool
+from adabench.data.pools import ImagePool, cache_key, load_pool
 from adabench.data.splits import Split, SplitCounts, make_split, training_labels
 from adabench.errors import DataError
 
@@ -72,6 +72,8 @@ class AnomalyDataModule(L.LightningDataModule):
         self.split: Split | None = None
         self.class_names: list[str] = []
         self.skipped: list[str] = []
+        self.inputs = "images"  # or "trunk": the image tensors were replaced by trunk outputs
+        self.train_flipped: Tensor | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str | None = None) -> None:
@@ -94,18 +96,27 @@ class AnomalyDataModule(L.LightningDataModule):
             seed=self.seed,
         )
         s = self.split
+        test_order = np.concatenate([s.test_normal, s.test_abnormal])
+        closed_order = np.concatenate([s.test_reference, s.test_normal])
+        # which pool rows each image tensor holds (the identity of an image in caches)
+        self.pool_rows = {
+            "train_images": ("train", s.train_indices()),
+            "normal_images": ("train", s.normal_train),
+            "test_images": ("test", test_order),
+            "closed_images": ("test", closed_order),
+        }
         train_idx = torch.from_numpy(s.train_indices())
         self.train_images = train.images[train_idx].contiguous()
         self.train_labels = torch.from_numpy(
             training_labels(train.labels[train_idx].numpy(), s.train_classes)
         )
         self.normal_images = train.images[torch.from_numpy(s.normal_train)].contiguous()
-        test_idx = torch.from_numpy(np.concatenate([s.test_normal, s.test_abnormal]))
+        test_idx = torch.from_numpy(test_order)
         self.test_images = test.images[test_idx].contiguous()
         self.test_is_abnormal = torch.cat(
             [torch.zeros(len(s.test_normal)), torch.ones(len(s.test_abnormal))]
         ).long()
-        closed_idx = torch.from_numpy(np.concatenate([s.test_reference, s.test_normal]))
+        closed_idx = torch.from_numpy(closed_order)
         self.closed_images = test.images[closed_idx].contiguous()
         self.closed_labels = torch.from_numpy(
             training_labels(test.labels[closed_idx].numpy(), s.train_classes)
@@ -113,6 +124,33 @@ class AnomalyDataModule(L.LightningDataModule):
         x = self.train_images.float().div_(255.0)
         self.mean = x.mean(dim=(0, 2, 3)).tolist()
         self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+
+    def use_trunk_outputs(self, cache: Any, compute: Any, hflip: bool | None = None) -> None:
+        """Replace every image tensor by the frozen trunk's outputs for it (cached per image).
+
+        Training then serves trunk outputs; with ``hflip`` each sample is drawn from the plain
+        or the mirrored image's outputs with probability ½ (flip augmentation from cached
+        views). Pad-and-crop cannot be served from a cache: callers compute the trunk per batch
+        instead when it is on.
+
+        Args:
+            cache: A :class:`adabench.trunk_cache.TrunkCache`.
+            compute: The trunk of a batch of uint8 images.
+            hflip: Serve mirrored views (default: the dataset's ``hflip``).
+        """
+        assert self.split is not None, "call setup() first"
+        if self.inputs == "trunk":
+            return
+        hflip = bool(self.cfg.get("hflip", False)) if hflip is None else hflip
+        keys = {split: cache_key(split, self.cfg) for split in ("train", "test")}
+        if hflip:
+            split, rows = self.pool_rows["train_images"]
+            self.train_flipped = cache.outputs(
+                keys[split], rows, self.train_images, compute, "hflip"
+            )
+        for name, (split, rows) in self.pool_rows.items():
+            setattr(self, name, cache.outputs(keys[split], rows, getattr(self, name), compute))
+        self.inputs = "trunk"
 
     @property
     def num_classes(self) -> int:
@@ -133,7 +171,17 @@ class AnomalyDataModule(L.LightningDataModule):
             "num_classes": s.num_classes,
             "image_shape": list(self.train_images.shape[1:]),
             "skipped_files": len(self.skipped),
+            "inputs": self.inputs,
+            "augmentation": self.augmentation(),
         }
+
+    def augmentation(self) -> str:
+        """The training augmentation in force, in words (for metrics.json)."""
+        if self.inputs == "trunk":
+            return "hflip (cached views)" if self.train_flipped is not None else "none"
+        pad, flip = int(self.cfg.get("pad_crop", 0) or 0), bool(self.cfg.get("hflip", False))
+        parts = ([f"pad_crop={pad}"] if pad else []) + (["hflip"] if flip else [])
+        return ", ".join(parts) or "none"
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
@@ -145,12 +193,20 @@ class AnomalyDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             drop_last=n > self.batch_size,  # a trailing batch of 1 would break BatchNorm
         )
-        return DataLoader(
-            _BatchTensors(self.train_images, self.train_labels), sampler=sampler, batch_size=None
-        )
+        tensors = [self.train_images, self.train_labels]
+        if self.inputs == "trunk" and self.train_flipped is not None:
+            tensors.append(self.train_flipped)
+        return DataLoader(_BatchTensors(*tensors), sampler=sampler, batch_size=None)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches on the device they were moved to."""
+        if self.trainer is not None and self.trainer.training and self.inputs == "trunk":
+            if len(batch) == 3:  # choose the plain or the mirrored view per sample
+                plain, labels, flipped = batch
+                flip = torch.rand(len(labels)).to(plain.device) < 0.5
+                shape = (-1,) + (1,) * (plain.dim() - 1)
+                return torch.where(flip.view(shape), flipped, plain), labels
+            return batch
         if self.trainer is not None and self.trainer.training:
             images, labels = batch
             images = augment_batch(

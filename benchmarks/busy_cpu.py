@@ -1,0 +1,85 @@
+"""Training throughput on a busy CPU: one run alone vs the same run beside an identical one.
+
+Each measurement is a separate process (``_train_worker.py``) running adabench's Lightning loop
+(mobilenetv2_050 at 32 px, batch 128, digits by default) for a fixed time after a warm-up and
+printing its images/s. For each OpenMP wait policy, rounds interleave "alone" (one process) and
+"shared" (two processes at once; their mean). adabench's policy is ``PASSIVE`` (set at import,
+adabench/runtime.py); ``default`` is what torch does without it (threads spin while waiting).
+The last line is shared / alone throughput under adabench's policy (the busy-CPU ratio).
+
+    python benchmarks/busy_cpu.py [--seconds 20] [--rounds 3] [--data-root DATA] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import finish, machine, table
+
+HERE = Path(__file__).resolve()
+POLICIES = {"adabench (PASSIVE)": "PASSIVE", "torch default (spinning)": "default"}
+
+
+def launch(n: int, policy: str, seconds: float, overrides: list[str]) -> float:
+    """Start ``n`` identical workers at once; their mean images/s."""
+    env = {**os.environ, "ADABENCH_OMP_WAIT_POLICY": policy}
+    env.pop("OMP_WAIT_POLICY", None)
+    cmd = [sys.executable, str(HERE.parent / "_train_worker.py"), str(seconds), *overrides]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    out = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        sys.exit(f"worker failed: {out}")
+    return statistics.mean(json.loads(o.strip().splitlines()[-1])["ips"] for o in out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--data-root", default=None, help="use Fashion-MNIST from this folder")
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args()
+    overrides = ["backbone=mobilenetv2_050", "dataset.image_size=32", "batch_size=128"]
+    if args.data_root:
+        overrides += ["dataset=fashion_mnist", f"dataset.root={args.data_root}"]
+        overrides += ["dataset.download=false", "dataset.image_size=32"]
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):  # interleaved: alone, shared, for each policy in turn
+        for name, policy in POLICIES.items():
+            for n, mode in ((1, "alone"), (2, "shared")):
+                ips = launch(n, policy, args.seconds, overrides)
+                results.setdefault((name, mode), []).append(ips)
+                print(f"{name} {mode}: {ips:.1f} img/s", flush=True)
+    rows, ratios = [], {}
+    for name in POLICIES:
+        alone = statistics.median(results[(name, "alone")])
+        shared = statistics.median(results[(name, "shared")])
+        ratios[name] = shared / alone
+        rows.append([name, f"{alone:.1f}", f"{shared:.1f}", f"{shared / alone:.3f}"])
+    head = (
+        f"mobilenetv2_050 + arcface, 32 px, batch 128, {args.seconds:.0f} s per measurement, "
+        f"median of {args.rounds} interleaved rounds; 'shared' = mean of two identical runs "
+        f"started together; {machine()}; load before: {os.getloadavg()[0]:.2f}"
+    )
+    body = table(
+        ["OpenMP wait policy", "alone img/s", "shared img/s (each)", "shared / alone"], rows
+    )
+    finish(
+        "busy_cpu",
+        "7. Training on a busy CPU",
+        head,
+        body,
+        ratios["adabench (PASSIVE)"],
+        "busy-CPU ratio: shared / alone throughput, adabench's policy",
+        args.write,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Cache of a frozen trunk's outputs, so every loss and seed of a sweep computes them once.
+
+Every loss in a sweep sees the same images through the same frozen layers; only what follows
+the trunk is trained. The outputs are stored per image of a decoded pool, in the layout of the
+decoded-image cache (:func:`adabench.data.pools.cache_key` names the pool):
+
+    <cache_dir>/trunk/<trunk key>/<pool key>/<view>/<shard>.pt
+
+``trunk key`` hashes what changes the trunk's output (model, weights file digest, frozen
+layers, early exit, input size and channels, normalisation, torch version); ``view`` is
+``plain`` or ``hflip`` (the horizontally flipped image, which serves flip augmentation). A run
+loads the shards of its pool, computes only the images no shard holds yet (another seed's split
+draws other images) and writes them as a new shard, atomically: parallel jobs never write the
+same file, and a half-written shard is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from adabench.io import atomic_write
+
+VIEWS = ("plain", "hflip")
+CACHE_VERSION = 1
+
+
+def trunk_key(**identity: Any) -> str:
+    """Hash of everything that changes the trunk's outputs (pass it all as keywords)."""
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "torch": torch.__version__.split("+")[0], **identity},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class TrunkCache:
+    """Per-image trunk outputs of the pools of one dataset, for one trunk.
+
+    Args:
+        root: Cache folder (``None``: compute every time, store nothing).
+        key: :func:`trunk_key` of the trunk.
+        batch_size: Images per forward pass when computing.
+    """
+
+    def __init__(self, root: str | Path | None, key: str, batch_size: int = 256) -> None:
+        self.dir = Path(root) / "trunk" / key if root else None
+        self.key = key
+        self.batch_size = int(batch_size)
+        self.computed = 0  # images computed (not read from the cache) by this object
+        self.reused = 0
+
+    def outputs(
+        self,
+        pool_key: str,
+        indices: np.ndarray,
+        images: Tensor,
+        compute: Callable[[Tensor], Tensor],
+        view: str = "plain",
+    ) -> Tensor:
+        """Trunk outputs of ``images`` (pool rows ``indices``), from the cache where it has them.
+
+        Args:
+            pool_key: The decoded pool the images come from.
+            indices: ``[N]`` row of each image in that pool (its identity in the cache).
+            images: ``[N, C, H, W]`` the images themselves (computed when missing).
+            compute: Trunk of a batch of (uint8) images.
+            view: ``plain`` or ``hflip`` (the trunk sees the mirrored images).
+        """
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) != len(images):
+            raise ValueError("indices and images differ in length")
+        folder = self.dir / pool_key / view if self.dir else None
+        known = _load_shards(folder) if folder else {}
+        missing = np.array(sorted({int(i) for i in indices} - set(known)), dtype=np.int64)
+        if len(missing):
+            position = {int(i): p for p, i in enumerate(indices)}
+            rows = torch.as_tensor([position[int(i)] for i in missing])
+            new = self._compute(images[rows], compute, flip=view == "hflip")
+            if folder is not None:
+                _write_shard(folder, missing, new)
+            known.update({int(i): new[p] for p, i in enumerate(missing)})
+        self.computed += len(missing)
+        self.reused += len(indices) - len(missing)
+        return torch.stack([known[int(i)] for i in indices]) if len(indices) else torch.empty(0)
+
+    def _compute(self, images: Tensor, compute: Callable[[Tensor], Tensor], flip: bool) -> Tensor:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start : start + self.batch_size]
+                out.append(compute(batch.flip(-1) if flip else batch).float().contiguous())
+        return torch.cat(out).cpu()
+
+
+def _load_shards(folder: Path) -> dict[int, Tensor]:
+    known: dict[int, Tensor] = {}
+    if not folder.is_dir():
+        return known
+    for shard in sorted(folder.glob("*.pt")):
+        try:
+            blob = torch.load(shard, weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable shard is dropped and recomputed
+            shard.unlink(missing_ok=True)
+            continue
+        for i, row in zip(blob["indices"].tolist(), blob["outputs"], strict=True):
+            known[int(i)] = row
+    return known
+
+
+def _write_shard(folder: Path, indices: np.ndarray, outputs: Tensor) -> None:
+    blob = {"indices": torch.from_numpy(indices), "outputs": outputs.contiguous()}
+    atomic_write(folder / f"{uuid.uuid4().hex}.pt", lambda tmp: torch.save(blob, tmp))
