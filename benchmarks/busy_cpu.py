@@ -3,8 +3,9 @@
 Each measurement is a separate process (``_train_worker.py``) running adabench's Lightning loop
 (mobilenetv2_050 at 32 px, batch 128, digits by default) for a fixed time after a warm-up and
 printing its images/s. For each OpenMP wait policy, rounds interleave "alone" (one process) and
-"shared" (two processes at once; their mean). adabench's policy is ``PASSIVE`` (set at import,
-adabench/runtime.py); ``default`` is what torch does without it (threads spin while waiting).
+"shared" (two processes at once; their mean). adabench's policy is a short spin count (set at
+import, adabench/runtime.py); ``PASSIVE`` sleeps at once; ``default`` is what torch does
+without either (threads spin ~3 ms while waiting).
 The last line is shared / alone throughput under adabench's policy (the busy-CPU ratio).
 
     python benchmarks/busy_cpu.py [--seconds 20] [--rounds 3] [--data-root DATA] [--write]
@@ -23,13 +24,25 @@ from pathlib import Path
 from _common import finish, machine, table
 
 HERE = Path(__file__).resolve()
-POLICIES = {"adabench (PASSIVE)": "PASSIVE", "torch default (spinning)": "default"}
+ADABENCH = "adabench (GOMP_SPINCOUNT=1000)"
+POLICIES = {
+    ADABENCH: "",
+    "OMP_WAIT_POLICY=PASSIVE": "PASSIVE",
+    "torch default (spinning)": "default",
+}
 
 
 def launch(n: int, policy: str, seconds: float, overrides: list[str]) -> float:
-    """Start ``n`` identical workers at once; their mean images/s."""
+    """Start ``n`` identical workers at once; their mean images/s.
+
+    ``policy``: ``default`` (OpenMP's), adabench's wait policy names, or ``spin=N`` (OpenMP's
+    default policy with ``GOMP_SPINCOUNT=N``).
+    """
     env = {**os.environ, "ADABENCH_OMP_WAIT_POLICY": policy}
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
+    if policy.startswith("spin="):
+        env.update(ADABENCH_OMP_WAIT_POLICY="default", GOMP_SPINCOUNT=policy[5:])
     cmd = [sys.executable, str(HERE.parent / "_train_worker.py"), str(seconds), *overrides]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(n)]
     out = [p.communicate()[0] for p in procs]
@@ -43,21 +56,23 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measurement")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--data-root", default=None, help="use Fashion-MNIST from this folder")
+    p.add_argument("--spin", nargs="*", default=[], help="also measure these GOMP_SPINCOUNTs")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
+    policies = {**POLICIES, **{f"GOMP_SPINCOUNT={n}": f"spin={n}" for n in args.spin}}
     overrides = ["backbone=mobilenetv2_050", "dataset.image_size=32", "batch_size=128"]
     if args.data_root:
         overrides += ["dataset=fashion_mnist", f"dataset.root={args.data_root}"]
         overrides += ["dataset.download=false", "dataset.image_size=32"]
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):  # interleaved: alone, shared, for each policy in turn
-        for name, policy in POLICIES.items():
+        for name, policy in policies.items():
             for n, mode in ((1, "alone"), (2, "shared")):
                 ips = launch(n, policy, args.seconds, overrides)
                 results.setdefault((name, mode), []).append(ips)
                 print(f"{name} {mode}: {ips:.1f} img/s", flush=True)
     rows, ratios = [], {}
-    for name in POLICIES:
+    for name in policies:
         alone = statistics.median(results[(name, "alone")])
         shared = statistics.median(results[(name, "shared")])
         ratios[name] = shared / alone
@@ -75,7 +90,7 @@ def main() -> None:
         "7. Training on a busy CPU",
         head,
         body,
-        ratios["adabench (PASSIVE)"],
+        ratios[ADABENCH],
         "busy-CPU ratio: shared / alone throughput, adabench's policy",
         args.write,
     )

@@ -173,6 +173,27 @@ def test_a_cached_run_scores_what_an_uncached_run_scores(tmp_path):
     assert json.loads((plain / "metrics.json").read_text())["trunk_cache"] is None
 
 
+def _cache_key(tmp_path, *overrides):
+    cfg = _config(tmp_path, *overrides)
+    L.seed_everything(int(cfg.seed), verbose=False)
+    dm = build_datamodule(cfg)
+    dm.setup()
+    embedder, info = build_embedder(cfg, dm)
+    return use_trunk_cache(cfg, dm, embedder, info)["key"]
+
+
+def test_a_random_trunk_is_never_shared_between_seeds(tmp_path):
+    scratch = ["dataset.pad_crop=0", "backbone.freeze=2"]
+    assert _cache_key(tmp_path, *scratch, "seed=0") != _cache_key(tmp_path, *scratch, "seed=1")
+    pretrained = [*PRETRAINED, "backbone.freeze=2"]
+    assert _cache_key(tmp_path, *pretrained, "seed=0") == _cache_key(
+        tmp_path, *pretrained, "seed=1"
+    )
+    assert _cache_key(tmp_path, *pretrained) != _cache_key(
+        tmp_path, *pretrained, "dataset.image_size=24"
+    )
+
+
 def test_pad_crop_keeps_the_trunk_running_per_batch(tmp_path):
     cfg = _config(tmp_path, *PRETRAINED, "backbone.freeze=5", "dataset.pad_crop=2")
     dm = build_datamodule(cfg)
@@ -183,7 +204,10 @@ def test_pad_crop_keeps_the_trunk_running_per_batch(tmp_path):
 
 @pytest.mark.parametrize("kind", ["pixels", "features"])
 def test_baseline_scores_equal_an_independent_knn(tmp_path, kind):
-    cfg = _config(tmp_path, *PRETRAINED, f"loss=baseline_{kind}", "scorer.k=3", "scorer.metric=l2")
+    logger = "logger=csv" if kind == "pixels" else "logger=none"
+    cfg = _config(
+        tmp_path, *PRETRAINED, f"loss=baseline_{kind}", "scorer.k=3", "scorer.metric=l2", logger
+    )
     auroc = train(cfg)
     dm = build_datamodule(cfg)
     dm.setup()
@@ -211,3 +235,9 @@ def test_baseline_scores_equal_an_independent_knn(tmp_path, kind):
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["baseline"] == kind and record["times"]["train_s"] == 0.0
     assert record["loss"] == f"baseline_{kind}"
+    if kind == "pixels":  # logged like any run
+        import csv
+
+        with open(tmp_path / "run" / "csv" / "metrics.csv") as fh:
+            (logged,) = list(csv.DictReader(fh))
+        assert float(logged["test/auroc"]) == pytest.approx(auroc)

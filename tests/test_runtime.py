@@ -1,4 +1,4 @@
-"""Process policy set at import: OpenMP wait policy (before torch loads) and glibc malloc."""
+"""Process policy set at import: OpenMP waiting (before torch loads) and glibc malloc."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 PROBE = (
     "import json, os, sys; import adabench; from adabench.runtime import configure_process; "
     "import torch; print(json.dumps({**configure_process(), "
-    "'env': os.environ.get('OMP_WAIT_POLICY')}))"
+    "'env': [os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT')]}))"
 )
 
 
@@ -23,26 +23,35 @@ def _probe(env: dict[str, str | None], code: str = PROBE) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_import_sets_a_passive_wait_policy_and_tunes_malloc():
-    got = _probe(
-        {"OMP_WAIT_POLICY": None, "ADABENCH_OMP_WAIT_POLICY": None, "ADABENCH_MALLOC": None}
-    )
-    assert got["env"] == "PASSIVE" and got["omp_wait_policy"] == "PASSIVE"
+CLEAN = {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "ADABENCH_OMP_WAIT_POLICY": None}
+
+
+def test_import_sets_a_short_spin_and_tunes_malloc():
+    got = _probe({**CLEAN, "ADABENCH_MALLOC": None})
+    assert got["env"] == [None, "1000"] and got["openmp"] == "GOMP_SPINCOUNT=1000"
     if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
         assert got["malloc_tuned"] is True
 
 
 def test_a_users_own_settings_win():
-    got = _probe({"OMP_WAIT_POLICY": "ACTIVE", "ADABENCH_MALLOC": "default"})
-    assert got == {"omp_wait_policy": "ACTIVE", "malloc_tuned": False, "env": "ACTIVE"}
-    got = _probe({"OMP_WAIT_POLICY": None, "ADABENCH_OMP_WAIT_POLICY": "default"})
-    assert got["omp_wait_policy"] is None and got["env"] is None
+    got = _probe({**CLEAN, "OMP_WAIT_POLICY": "ACTIVE", "ADABENCH_MALLOC": "default"})
+    assert got == {
+        "openmp": "OMP_WAIT_POLICY=ACTIVE",
+        "malloc_tuned": False,
+        "env": ["ACTIVE", None],
+    }
+    got = _probe({**CLEAN, "GOMP_SPINCOUNT": "5"})
+    assert got["openmp"] == "GOMP_SPINCOUNT=5" and got["env"] == [None, "5"]
+    got = _probe({**CLEAN, "ADABENCH_OMP_WAIT_POLICY": "default"})
+    assert got["openmp"] is None and got["env"] == [None, None]
+    got = _probe({**CLEAN, "ADABENCH_OMP_WAIT_POLICY": "passive"})
+    assert got["openmp"] == "OMP_WAIT_POLICY=PASSIVE" and got["env"] == ["PASSIVE", None]
 
 
 def test_torch_imported_first_is_reported_not_hidden():
     code = "import torch\n" + PROBE
-    got = _probe({"OMP_WAIT_POLICY": None, "ADABENCH_OMP_WAIT_POLICY": None}, code)
-    assert got["omp_wait_policy"] is None  # too late for libgomp: recorded as the default
+    got = _probe(CLEAN, code)
+    assert got["openmp"] is None  # too late for libgomp: recorded as OpenMP's default
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")

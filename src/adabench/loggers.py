@@ -89,7 +89,13 @@ def build_logger(
 
 
 def finish_logger(logger: Logger | bool, summary: Mapping[str, Any] | None) -> None:
-    """Write final metrics into the W&B summary and close the W&B run (so sweeps start fresh)."""
+    """Put the final metrics into the W&B summary and close the run, or flush another logger.
+
+    Closing W&B lets the next job of a sweep start a fresh run; a no-training baseline run has
+    no trainer to flush a CSV logger.
+    """
+    if isinstance(logger, Logger) and not isinstance(logger, WandbLogger):
+        logger.save()
     if isinstance(logger, WandbLogger):
         if summary:
             logger.experiment.summary.update(dict(summary))

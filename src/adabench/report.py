@@ -27,6 +27,7 @@ from adabench.io import RESULT_FILE, SCORES_FILE, atomic_write
 METRIC_KEYS = ("auroc", "aupr", "fpr_at_95tpr", "nn_accuracy")
 LOWER_IS_BETTER = frozenset({"fpr_at_95tpr"})
 AUTO = "auto"  # paired baseline: the best no-training baseline of each dataset, else softmax
+_PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) marks baselines
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
 
 
@@ -431,7 +432,7 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
                 losses[n],
                 s=14,
                 alpha=0.7,
-                color="0.4" if base else f"C{i % 10}",
+                color="0.4" if base else _PALETTE[i % len(_PALETTE)],
                 zorder=3,
             )
         ax.set_ylabel(metric.upper())
@@ -504,8 +505,8 @@ def print_tables(tables: dict, metric: str) -> None:
         if key == "failures" and not rows:
             continue
         t = Table(title=title)
-        for h in headers:
-            t.add_column(h)
+        for i, h in enumerate(headers):
+            t.add_column(h, no_wrap=i < 2)  # dataset and loss names are never cut
         for r in rows:
             t.add_row(*r)
         console.print(t)

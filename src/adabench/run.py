@@ -371,14 +371,14 @@ def use_trunk_cache(cfg: DictConfig, dm: Any, embedder: Any, info: dict) -> dict
     augmentation is cacheable (flips are; pad-and-crop is not: then the trunk runs per batch).
     Returns what the cache did (for the record), or ``None`` when it was not used.
     """
-    from adabench.trunk_cache import TrunkCache, trunk_key
+    from adabench.trunk_cache import TrunkCache, module_digest, trunk_key
 
     pad = int(cfg.dataset.get("pad_crop", 0) or 0)
     if embedder.trunk is None or not cfg.backbone.get("cache_trunk", True) or pad:
         return None
     key = trunk_key(
         model=cfg.backbone.name,
-        weights=info.get("sha256") or info.get("weights"),
+        weights=module_digest(embedder.trunk),
         frozen_stages=info["frozen_stages"],
         out_stage=info["out_stage"],
         channels=int(cfg.dataset.channels),
@@ -476,9 +476,13 @@ def _fit_and_evaluate(
     dm, embedder, module = built.dm, built.embedder, built.module
     sc = cfg.scorer
     extra_info = {"backbone_info": built.backbone_info, "trunk_cache": built.cache_info}
+    logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
+    loggers.append(logger)
     if built.baseline:
         times["setup_s"] = time.perf_counter() - t0
         results, extra = _evaluate_baseline(cfg, dm, embedder, built.baseline, run_dir, times)
+        if logger and is_rank_zero():
+            logger.log_metrics({f"test/{k}": v for k, v in results.items()}, step=0)
         return results, {**extra, **extra_info}
     index_options = {k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None}
     evaluator = AnomalyEvaluation(
@@ -488,8 +492,6 @@ def _fit_and_evaluate(
         every_n_epochs=sc.get("every_n_epochs"),
         index_options=index_options,
     )
-    logger = build_logger(cfg.logger, run_dir, str(cfg.run_name), group, config)
-    loggers.append(logger)
     trainer = instantiate(
         cfg.trainer,
         logger=logger,

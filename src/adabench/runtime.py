@@ -3,11 +3,16 @@
 Imported by ``adabench/__init__.py``, so it is in force however adabench is started
 (``python train.py``, ``adabench-train``, a joblib or submitit job, ``import adabench``).
 
-- **OpenMP wait policy.** torch's OpenMP threads spin while they wait for work. On a shared CPU
-  (a parallel sweep, tests beside a sweep, a laptop with a browser) the spinning threads starve
-  the ones with work, and a training loop ran 20× slower (docs/benchmarks.md). ``PASSIVE`` makes
-  waiting threads sleep. libgomp reads the variable once, when torch loads it, so it is set here
-  (unless the user set it) before anything imports torch; child processes inherit it.
+- **OpenMP waiting.** torch's OpenMP threads spin while they wait for work (libgomp's default:
+  about 300 000 spins, ~3 ms). On a shared CPU (tests beside a sweep, a laptop with a browser,
+  two trainings at once) the spinning threads starve the ones with work: a training run beside
+  an identical one ran at 0.2× its solo speed. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
+  keeps 0.8–0.9× when shared but costs up to 45 % of the solo speed on small models, whose
+  parallel regions are short. adabench sets ``GOMP_SPINCOUNT=1000`` (~10 µs of spinning): ≥ 0.4×
+  when shared at 0.87–0.96× of the default's solo speed (``benchmarks/busy_cpu.py``,
+  docs/benchmarks.md §7). libgomp reads these variables once, when torch loads it, so they are
+  set here, before anything imports torch, unless the user set either; child processes (joblib,
+  submitit, DDP) inherit them.
 - **glibc malloc.** With the default dynamic mmap threshold, every large activation tensor is
   mapped and unmapped on every step and the time goes into the kernel (page faults, zeroing).
   Raising the mmap and trim thresholds keeps freed memory in the heap for the next step:
@@ -15,14 +20,14 @@ Imported by ``adabench/__init__.py``, so it is in force however adabench is star
   is that freed memory is returned to the system later. ``mallopt`` works at any time, so this
   also applies when torch was imported first.
 
-Set ``ADABENCH_MALLOC=default`` to keep glibc's defaults and ``ADABENCH_OMP_WAIT_POLICY=default``
-to leave OpenMP's (the benchmarks' A/B switches; any other value of the latter is the policy).
+Switches (the benchmarks' A/B arms, and for users who know better): ``ADABENCH_MALLOC=default``
+keeps glibc's defaults; ``ADABENCH_OMP_WAIT_POLICY=default`` leaves OpenMP's, ``PASSIVE`` or
+``ACTIVE`` sets that ``OMP_WAIT_POLICY`` instead of the spin count.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -39,18 +44,28 @@ MALLOC_SETTINGS = {
 _state: dict[str, object] = {}
 
 
-def set_omp_wait_policy(policy: str | None = None) -> str | None:
-    """Set ``OMP_WAIT_POLICY`` (default ``PASSIVE``) unless the user did; returns what is in force.
+SPIN_COUNT = "1000"
+
+
+def set_omp_waiting() -> str | None:
+    """Set how idle OpenMP threads wait (see the module docstring); returns what is in force.
 
     Returns ``None`` when OpenMP runs with its own default: torch was imported before adabench,
     or ``ADABENCH_OMP_WAIT_POLICY=default``.
     """
-    policy = policy or os.environ.get("ADABENCH_OMP_WAIT_POLICY", "PASSIVE")
-    if policy.lower() == "default":
-        return os.environ.get("OMP_WAIT_POLICY")
-    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
-        os.environ["OMP_WAIT_POLICY"] = policy
-    return os.environ.get("OMP_WAIT_POLICY")
+    users = [
+        f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ
+    ]
+    if users:
+        return ", ".join(users)
+    choice = os.environ.get("ADABENCH_OMP_WAIT_POLICY", "").upper()
+    if choice == "DEFAULT" or "torch" in sys.modules:
+        return None
+    if choice in ("PASSIVE", "ACTIVE"):
+        os.environ["OMP_WAIT_POLICY"] = choice
+        return f"OMP_WAIT_POLICY={choice}"
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    return f"GOMP_SPINCOUNT={SPIN_COUNT}"
 
 
 def tune_malloc() -> bool:
@@ -59,8 +74,8 @@ def tune_malloc() -> bool:
         return False
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    try:  # glibc's soname first: find_library would start a subprocess
+        libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
@@ -71,6 +86,6 @@ def tune_malloc() -> bool:
 def configure_process() -> dict[str, object]:
     """Apply the process policy once; returns what is in force (recorded in metrics.json)."""
     if not _state:
-        _state["omp_wait_policy"] = set_omp_wait_policy()
+        _state["openmp"] = set_omp_waiting()
         _state["malloc_tuned"] = tune_malloc()
     return dict(_state)

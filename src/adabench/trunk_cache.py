@@ -6,9 +6,10 @@ decoded-image cache (:func:`adabench.data.pools.cache_key` names the pool):
 
     <cache_dir>/trunk/<trunk key>/<pool key>/<view>/<shard>.pt
 
-``trunk key`` hashes what changes the trunk's output (model, weights file digest, frozen
-layers, early exit, input size and channels, normalisation, torch version); ``view`` is
-``plain`` or ``hflip`` (the horizontally flipped image, which serves flip augmentation). A run
+``trunk key`` hashes what changes the trunk's output (model, the digest of the trunk's own
+weights, frozen layers, early exit, input size and channels, normalisation, torch version);
+``view`` is ``plain`` or ``hflip`` (the horizontally flipped image, which serves flip
+augmentation). A run
 loads the shards of its pool, computes only the images no shard holds yet (another seed's split
 draws other images) and writes them as a new shard, atomically: parallel jobs never write the
 same file, and a half-written shard is never read.
@@ -31,6 +32,20 @@ from adabench.io import atomic_write
 
 VIEWS = ("plain", "hflip")
 CACHE_VERSION = 1
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, dtypes and values).
+
+    The identity of a frozen trunk whatever its weights came from: a file, a package, the Hub, or
+    a random initialisation (which differs per seed and must never be shared).
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:20]
 
 
 def trunk_key(**identity: Any) -> str:

@@ -41,7 +41,7 @@ def _align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
             f"Test classes {extra} have no train folder; train classes are {train.classes}."
         )
     lut = torch.tensor([train.classes.index(c) for c in test.classes])
-    return ImagePool(test.images, lut[test.labels], list(train.classes), test.skipped)
+    return ImagePool(test.images, lut[test.labels], list(train.classes), test.skipped, test.key)
 
 
 class AnomalyDataModule(L.LightningDataModule):
@@ -83,6 +83,7 @@ class AnomalyDataModule(L.LightningDataModule):
         train = load_pool("train", self.cfg, self.cache_dir)
         test = _align_classes(train, load_pool("test", self.cfg, self.cache_dir))
         self.class_names = train.classes
+        self.pool_keys = {"train": train.key, "test": test.key}
         self.skipped = train.skipped + test.skipped
         counts = SplitCounts(**{k: self.cfg.get(k) for k in SplitCounts.__dataclass_fields__})
         self.split = make_split(
@@ -142,7 +143,7 @@ class AnomalyDataModule(L.LightningDataModule):
         if self.inputs == "trunk":
             return
         hflip = bool(self.cfg.get("hflip", False)) if hflip is None else hflip
-        keys = {split: cache_key(split, self.cfg) for split in ("train", "test")}
+        keys = {s: k or cache_key(s, self.cfg) for s, k in self.pool_keys.items()}
         if hflip:
             split, rows = self.pool_rows["train_images"]
             self.train_flipped = cache.outputs(

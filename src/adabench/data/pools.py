@@ -30,12 +30,14 @@ class ImagePool:
         labels: ``int64`` tensor ``[N]`` of class indices into ``classes``.
         classes: Class names, by index.
         skipped: Files that could not be read and were skipped (``on_corrupt: skip``).
+        key: Its :func:`cache_key` (the pool's identity in caches), when it was computed.
     """
 
     images: Tensor
     labels: Tensor
     classes: list[str]
     skipped: list[str] = field(default_factory=list)
+    key: str | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -181,19 +183,25 @@ def load_pool(split: str, cfg: dict, cache_dir: str | Path | None = None) -> Ima
         raise ConfigError(f"dataset.image_size must be >= 8, got {size}.")
     if channels not in (1, 3):
         raise ConfigError(f"dataset.channels must be 1 or 3, got {channels}.")
-    path = None
+    path = key = None
     if cache_dir:
-        path = Path(cache_dir) / f"{name}-{split}-{cache_key(split, cfg)}.pt"
+        key = cache_key(split, cfg)
+        path = Path(cache_dir) / f"{name}-{split}-{key}.pt"
         if path.exists():
             try:
                 blob = torch.load(path, weights_only=True)
                 return ImagePool(
-                    blob["images"], blob["labels"], list(blob["classes"]), list(blob["skipped"])
+                    blob["images"],
+                    blob["labels"],
+                    list(blob["classes"]),
+                    list(blob["skipped"]),
+                    key,
                 )
             except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
                 path.unlink(missing_ok=True)
     pool = LOADERS[name](split, cfg)
     pool.images = fit_images(pool.images, size, channels)
+    pool.key = key
     if path is not None:
         blob = {
             "images": pool.images,
