@@ -34,6 +34,33 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
+def interleaved(
+    rounds: int, cases: dict[str, dict[str, Callable[[], float]]]
+) -> dict[tuple[str, str], list[float]]:
+    """Run every case's arms in turn, ``rounds`` times (A, B, A, B, …); their images/s."""
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for case, arms in cases.items():
+            for arm, measure in arms.items():
+                ips = measure()
+                results.setdefault((case, arm), []).append(ips)
+                print(f"{case} {arm}: {ips:.1f} img/s", flush=True)
+    return results
+
+
+def ab_rows(
+    results: dict[tuple[str, str], list[float]], cases: Sequence[str], base: str, new: str
+) -> tuple[list[list[str]], dict[str, float]]:
+    """Table rows ``[case, base median, new median, new/base]`` and the ratio of each case."""
+    rows, ratios = [], {}
+    for case in cases:
+        a = statistics.median(results[(case, base)])
+        b = statistics.median(results[(case, new)])
+        ratios[case] = b / a
+        rows.append([case, f"{a:.1f}", f"{b:.1f}", f"{b / a:.2f}x"])
+    return rows, ratios
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table."""
 

@@ -16,14 +16,14 @@ The last line is tuned / default training throughput.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from _common import finish, machine, table
+from _common import ab_rows, finish, interleaved, machine, table
 
 HERE = Path(__file__).resolve()
 ARMS = {"adabench (tuned mallopt)": "tuned", "glibc default": "default"}
@@ -87,19 +87,12 @@ def main() -> None:
             for size in (96, 128)
         },
     }
-    results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for job, cmd in jobs.items():
-            for name, arm in ARMS.items():
-                ips = run(arm, cmd)
-                results.setdefault((job, name), []).append(ips)
-                print(f"{job} {name}: {ips:.1f} img/s", flush=True)
-    rows, ratios = [], {}
-    for job in jobs:
-        tuned = statistics.median(results[(job, "adabench (tuned mallopt)")])
-        plain = statistics.median(results[(job, "glibc default")])
-        ratios[job] = tuned / plain
-        rows.append([job, f"{plain:.1f}", f"{tuned:.1f}", f"{tuned / plain:.2f}x"])
+    cases = {
+        job: {name: functools.partial(run, arm, cmd) for name, arm in ARMS.items()}
+        for job, cmd in jobs.items()
+    }
+    results = interleaved(args.rounds, cases)
+    rows, ratios = ab_rows(results, list(jobs), "glibc default", "adabench (tuned mallopt)")
     head = (
         f"pretrained EfficientNet-Lite0 (tf_efficientnet_lite0), median of {args.rounds} "
         f"interleaved rounds, {args.seconds:.0f} s each; {machine()}; load before: {load:.2f}"

@@ -14,6 +14,7 @@ The last line is shared / alone throughput under adabench's policy (the busy-CPU
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -21,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import finish, machine, table
+from _common import ab_rows, finish, interleaved, machine, table
 
 HERE = Path(__file__).resolve()
 ADABENCH = "adabench (GOMP_SPINCOUNT=1000)"
@@ -64,23 +65,19 @@ def main() -> None:
     if args.data_root:
         overrides += ["dataset=fashion_mnist", f"dataset.root={args.data_root}"]
         overrides += ["dataset.download=false", "dataset.image_size=32"]
-    results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):  # interleaved: alone, shared, for each policy in turn
-        for name, policy in policies.items():
-            for n, mode in ((1, "alone"), (2, "shared")):
-                ips = launch(n, policy, args.seconds, overrides)
-                results.setdefault((name, mode), []).append(ips)
-                print(f"{name} {mode}: {ips:.1f} img/s", flush=True)
-    rows, ratios = [], {}
-    for name in policies:
-        alone = statistics.median(results[(name, "alone")])
-        shared = statistics.median(results[(name, "shared")])
-        ratios[name] = shared / alone
-        rows.append([name, f"{alone:.1f}", f"{shared:.1f}", f"{shared / alone:.3f}"])
+    load = os.getloadavg()[0]
+    cases = {  # interleaved: alone, shared, for each policy in turn
+        name: {
+            mode: functools.partial(launch, n, policy, args.seconds, overrides)
+            for n, mode in ((1, "alone"), (2, "shared"))
+        }
+        for name, policy in policies.items()
+    }
+    rows, ratios = ab_rows(interleaved(args.rounds, cases), list(policies), "alone", "shared")
     head = (
         f"mobilenetv2_050 + arcface, 32 px, batch 128, {args.seconds:.0f} s per measurement, "
         f"median of {args.rounds} interleaved rounds; 'shared' = mean of two identical runs "
-        f"started together; {machine()}; load before: {os.getloadavg()[0]:.2f}"
+        f"started together; {machine()}; load before: {load:.2f}"
     )
     body = table(
         ["OpenMP wait policy", "alone img/s", "shared img/s (each)", "shared / alone"], rows

@@ -12,12 +12,12 @@ throughput of the presets' recipe (> 1: bf16 is faster).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import statistics
 import sys
 from pathlib import Path
 
-from _common import finish, machine, table
+from _common import ab_rows, finish, interleaved, machine, table
 
 HERE = Path(__file__).resolve()
 RECIPES = {
@@ -47,27 +47,18 @@ def main() -> None:
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     load = os.getloadavg()[0]
-    results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for recipe, extra in RECIPES.items():
-            for arm, precision in ARMS.items():
-                cmd = [
-                    sys.executable,
-                    str(HERE.parent / "_train_worker.py"),
-                    str(args.seconds),
-                    *COMMON,
-                    *extra,
-                    f"trainer.precision={precision}",
-                ]
-                ips = run("tuned", cmd)
-                results.setdefault((recipe, arm), []).append(ips)
-                print(f"{recipe} {arm}: {ips:.1f} img/s", flush=True)
-    rows, ratios = [], {}
-    for recipe in RECIPES:
-        f32 = statistics.median(results[(recipe, "float32")])
-        bf16 = statistics.median(results[(recipe, "bf16 autocast")])
-        ratios[recipe] = bf16 / f32
-        rows.append([recipe, f"{f32:.1f}", f"{bf16:.1f}", f"{bf16 / f32:.2f}x"])
+
+    def cmd(extra: list[str], precision: str) -> list[str]:
+        worker = str(HERE.parent / "_train_worker.py")
+        overrides = [*COMMON, *extra, f"trainer.precision={precision}"]
+        return [sys.executable, worker, str(args.seconds), *overrides]
+
+    cases = {
+        recipe: {arm: functools.partial(run, "tuned", cmd(extra, p)) for arm, p in ARMS.items()}
+        for recipe, extra in RECIPES.items()
+    }
+    results = interleaved(args.rounds, cases)
+    rows, ratios = ab_rows(results, list(RECIPES), "float32", "bf16 autocast")
     head = (
         f"EfficientNet-Lite0 (ImageNet), 96 px, batch 128, digits; median of {args.rounds} "
         f"interleaved rounds, {args.seconds:.0f} s each; {machine()}; load before: {load:.2f}"
