@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from adabench.model import Embedder, create_backbone
+from adabench.backbone import create_model
+from adabench.model import Embedder
 
 
 def _embedder(channels_last: bool) -> Embedder:
     torch.manual_seed(0)
-    backbone = create_backbone("mobilenetv2_050", in_chans=1)
+    backbone = create_model("mobilenetv2_050", in_chans=1)[0]
     return Embedder(backbone, 8, mean=[0.3], std=[0.2], channels_last=channels_last).eval()
 
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from adabench.backbone import create_model
 from adabench.data.folder import load_image_folder
 from adabench.errors import ConfigError, DataError
 from adabench.io import atomic_write, write_json
 from adabench.loggers import redact
-from adabench.model import create_backbone
 
 from .conftest import ROOT, write_image_tree
 from .test_train import SMOKE, folder_args, metrics_files, run_train
@@ -27,7 +27,7 @@ def test_unknown_timm_backbone_suggests_close_names():
     with pytest.raises(
         ConfigError, match=r"Unknown timm backbone 'resnet19'. Did you mean: .*resnet18"
     ):
-        create_backbone("resnet19", in_chans=3)
+        create_model("resnet19", in_chans=3)
 
 
 def test_offline_pretrained_download_error_is_actionable(monkeypatch):
@@ -40,7 +40,7 @@ def test_offline_pretrained_download_error_is_actionable(monkeypatch):
     with pytest.raises(
         DataError, match=r"pretrained weights for 'resnet18'.*backbone.pretrained=false"
     ):
-        create_backbone("resnet18", in_chans=3, pretrained=True)
+        create_model("resnet18", in_chans=3, pretrained=True)
 
 
 def test_failed_download_says_no_internet(tmp_path, monkeypatch):

@@ -7,15 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from adabench.backbone import create_model
 from adabench.errors import ConfigError
-
-
-def create_backbone(
-    name: str, in_chans: int, pretrained: bool = False, weights: str | None = None
-) -> nn.Module:
-    """A timm model without its classifier (pooled features out); see :func:`create_model`."""
-    return create_model(name, in_chans, pretrained=pretrained, weights=weights)[0]
 
 
 class Embedder(nn.Module):

@@ -190,12 +190,16 @@ def choose_baselines(
 
 
 def paired_tests(
-    rows: Sequence[dict], baseline: str = AUTO, metric: str = "auroc"
+    rows: Sequence[dict],
+    baseline: str = AUTO,
+    metric: str = "auroc",
+    chosen: dict[str, str | None] | None = None,
 ) -> list[PairedTest]:
     """Wilcoxon signed-rank test of each loss against the baseline row, paired by seed.
 
     The difference is signed so that > 0 favours the loss (for FPR@95%TPR, lower is better).
-    ``p_value`` is NaN when there are no pairs or every difference is zero.
+    ``p_value`` is NaN when there are no pairs or every difference is zero. ``chosen``: the
+    comparison row per dataset when the caller already has it (:func:`choose_baselines`).
     """
     from scipy.stats import wilcoxon
 
@@ -204,7 +208,8 @@ def paired_tests(
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
             by[(r["dataset"], r["loss"])][(r["backbone"], r["seed"])] = float(r[metric])
-    chosen = choose_baselines(summarize(rows, metric), baseline, metric)
+    if chosen is None:
+        chosen = choose_baselines(summarize(rows, metric), baseline, metric)
     out = []
     for (ds, loss), values in sorted(by.items()):
         ref = chosen.get(ds)
@@ -561,13 +566,12 @@ def report(
     out = Path(out_dir) if out_dir else Path(sweeps[0])
     out.mkdir(parents=True, exist_ok=True)
     stats = summarize(rows, metric)
-    tests = paired_tests(rows, baseline, metric)
+    chosen = choose_baselines(stats, baseline, metric)
+    tests = paired_tests(rows, baseline, metric, chosen)
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
     tables["findings"] = baseline_findings(stats, metric)
-    tables["paired_notes"] = paired_notes(
-        choose_baselines(stats, baseline, metric), stats, baseline
-    )
+    tables["paired_notes"] = paired_notes(chosen, stats, baseline)
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
     write_csv(rows, out / "results.csv")
     write_summary(tables, out / "summary.md", metric, [display_path(s) for s in sweeps], pngs)

@@ -484,14 +484,7 @@ def _fit_and_evaluate(
         if logger and is_rank_zero():
             logger.log_metrics({f"test/{k}": v for k, v in results.items()}, step=0)
         return results, {**extra, **extra_info}
-    index_options = {k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None}
-    evaluator = AnomalyEvaluation(
-        scorer=sc.name,
-        k=int(sc.k),
-        metric=sc.get("metric", "cosine"),
-        every_n_epochs=sc.get("every_n_epochs"),
-        index_options=index_options,
-    )
+    evaluator = AnomalyEvaluation(**scorer_options(sc), every_n_epochs=sc.get("every_n_epochs"))
     trainer = instantiate(
         cfg.trainer,
         logger=logger,
@@ -533,6 +526,16 @@ def baseline_kind(cfg: DictConfig) -> str | None:
     return str(kind) if kind else None
 
 
+def scorer_options(sc: DictConfig) -> dict[str, Any]:
+    """The ``scorer`` config group as the arguments of :class:`AnomalyEvaluation`."""
+    return {
+        "scorer": sc.name,
+        "k": int(sc.k),
+        "metric": sc.get("metric", "cosine"),
+        "index_options": {k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None},
+    }
+
+
 def _evaluate_baseline(
     cfg: DictConfig, dm: Any, embedder: Any, kind: str, run_dir: Path, times: dict[str, float]
 ) -> tuple[dict, dict]:
@@ -550,16 +553,16 @@ def _evaluate_baseline(
             feature_vectors(embedder, dm.eval_batches(x), trunk) for x in parts
         )
     t1 = time.perf_counter()
-    sc = cfg.scorer
+    opts = scorer_options(cfg.scorer)
     results, scores = evaluate_embeddings(
         dm,
         train_emb,
         test_emb,
         closed_emb,
-        sc.name,
-        int(sc.k),
-        sc.get("metric", "cosine"),
-        **{k: sc[k] for k in _INDEX_KEYS if sc.get(k) is not None},
+        opts["scorer"],
+        opts["k"],
+        opts["metric"],
+        **opts["index_options"],
     )
     times.update(train_s=0.0, embed_s=t1 - t0, score_s=time.perf_counter() - t1)
     if is_rank_zero():

@@ -8,11 +8,11 @@ Imported by ``adabench/__init__.py``, so it is in force however adabench is star
   two trainings at once) the spinning threads starve the ones with work: a training run beside
   an identical one ran at 0.2× its solo speed. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
   keeps 0.8–0.9× when shared but costs up to 45 % of the solo speed on small models, whose
-  parallel regions are short. adabench sets ``GOMP_SPINCOUNT=1000`` (~10 µs of spinning): ≥ 0.4×
-  when shared at 0.87–0.96× of the default's solo speed (``benchmarks/busy_cpu.py``,
-  docs/benchmarks.md §7). libgomp reads these variables once, when torch loads it, so they are
-  set here, before anything imports torch, unless the user set either; child processes (joblib,
-  submitit, DDP) inherit them.
+  parallel regions are short. adabench sets ``GOMP_SPINCOUNT=1000`` (~10 µs of spinning):
+  0.375–0.42× when shared at 0.87–0.96× of the default's solo speed
+  (``benchmarks/busy_cpu.py``, docs/benchmarks.md §7). libgomp reads these variables once,
+  when torch loads it, so they are set here, before anything imports torch, unless the user
+  set either; child processes (joblib, submitit, DDP) inherit them.
 - **glibc malloc.** With the default dynamic mmap threshold, every large activation tensor is
   mapped and unmapped on every step and the time goes into the kernel (page faults, zeroing).
   Raising the mmap and trim thresholds keeps freed memory in the heap for the next step:

@@ -126,25 +126,23 @@ class AnomalyDataModule(L.LightningDataModule):
         self.mean = x.mean(dim=(0, 2, 3)).tolist()
         self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
-    def use_trunk_outputs(self, cache: Any, compute: Any, hflip: bool | None = None) -> None:
+    def use_trunk_outputs(self, cache: Any, compute: Any) -> None:
         """Replace every image tensor by the frozen trunk's outputs for it (cached per image).
 
-        Training then serves trunk outputs; with ``hflip`` each sample is drawn from the plain
-        or the mirrored image's outputs with probability ½ (flip augmentation from cached
-        views). Pad-and-crop cannot be served from a cache: callers compute the trunk per batch
-        instead when it is on.
+        Training then serves trunk outputs; with the dataset's ``hflip`` each sample is drawn
+        from the plain or the mirrored image's outputs with probability ½ (flip augmentation
+        from cached views). Pad-and-crop cannot be served from a cache: callers compute the
+        trunk per batch instead when it is on.
 
         Args:
             cache: A :class:`adabench.trunk_cache.TrunkCache`.
             compute: The trunk of a batch of uint8 images.
-            hflip: Serve mirrored views (default: the dataset's ``hflip``).
         """
         assert self.split is not None, "call setup() first"
         if self.inputs == "trunk":
             return
-        hflip = bool(self.cfg.get("hflip", False)) if hflip is None else hflip
         keys = {s: k or cache_key(s, self.cfg) for s, k in self.pool_keys.items()}
-        if hflip:
+        if self.cfg.get("hflip", False):
             split, rows = self.pool_rows["train_images"]
             self.train_flipped = cache.outputs(
                 keys[split], rows, self.train_images, compute, "hflip"
