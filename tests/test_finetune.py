@@ -149,6 +149,23 @@ def test_trunk_cache_computes_each_image_once_per_pool_and_view(tmp_path):
     other = torch.zeros_like(images)
     assert TrunkCache(tmp_path, "k").outputs("pool2", np.arange(10), other, compute).sum() == 0
     assert sum(calls) == 20
+    # one object reads a pool's shards once, and without a cache folder still computes once
+    from adabench import trunk_cache
+
+    reads = []
+    real = trunk_cache._load_shards
+    trunk_cache._load_shards = lambda folder: reads.append(folder) or real(folder)
+    try:
+        same = TrunkCache(tmp_path, "k")
+        same.outputs("pool", np.arange(10), images, compute)
+        same.outputs("pool", np.arange(3), images[:3], compute)
+    finally:
+        trunk_cache._load_shards = real
+    assert len(reads) == 1 and sum(calls) == 20
+    memory = TrunkCache(None, "k")
+    memory.outputs("pool", np.arange(10), images, compute)
+    memory.outputs("pool", np.arange(5, 10), images[5:], compute)
+    assert sum(calls) == 30 and memory.computed == 10 and memory.reused == 5
 
 
 def _scores(run_dir):

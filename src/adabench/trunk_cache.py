@@ -73,6 +73,7 @@ class TrunkCache:
         self.batch_size = int(batch_size)
         self.computed = 0  # images computed (not read from the cache) by this object
         self.reused = 0
+        self._known: dict[tuple[str, str], dict[int, Tensor]] = {}  # shards read, per pool+view
 
     def outputs(
         self,
@@ -97,7 +98,9 @@ class TrunkCache:
         if len(indices) != len(images):
             raise ValueError("indices and images differ in length")
         folder = self.dir / pool_key / view if self.dir else None
-        known = _load_shards(folder) if folder else {}
+        if (pool_key, view) not in self._known:  # each folder is read once per object
+            self._known[(pool_key, view)] = _load_shards(folder) if folder else {}
+        known = self._known[(pool_key, view)]
         missing = np.array(sorted({int(i) for i in indices} - set(known)), dtype=np.int64)
         if len(missing):
             position = {int(i): p for p, i in enumerate(indices)}
