@@ -22,8 +22,8 @@ def main() -> None:
     import lightning as L
     from hydra import compose, initialize_config_dir
 
+    from adabench.build import build_run
     from adabench.resolvers import register
-    from adabench.run import build_run
 
     seconds, overrides = float(sys.argv[1]), sys.argv[2:]
 

@@ -22,8 +22,9 @@ import torch
 from _common import DOCS, finish, machine, table
 from hydra import compose, initialize_config_dir
 
+from adabench.build import build_datamodule, build_module
 from adabench.data.pools import load_pool
-from adabench.run import build_datamodule, build_module
+from adabench.data.sources import ImageFolder
 
 CONF = str(DOCS.parents[1] / "conf")
 
@@ -58,7 +59,7 @@ class _Training:
 
 
 def decode_vs_cache(root: Path) -> list[list[object]]:
-    cfg = {"name": "folder", "root": str(root), "image_size": 32, "channels": 3}
+    cfg = ImageFolder(32, 3, str(root))
     cache = Path(tempfile.mkdtemp(prefix="adabench-cache-"))
     try:
         t0 = time.perf_counter()

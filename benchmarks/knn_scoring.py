@@ -18,7 +18,7 @@ import torch
 from _common import machine, table, write_section
 from sklearn.neighbors import NearestNeighbors
 
-from adabench.scoring import build_index
+from adabench.neighbors import build_index
 
 
 def embeddings(n: int, d: int, seed: int, centers: int = 256, latent: int = 16) -> np.ndarray:

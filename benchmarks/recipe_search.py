@@ -19,6 +19,7 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,14 +59,15 @@ def pooled_features(module, dm, images: torch.Tensor) -> torch.Tensor:  # noqa: 
 
 
 def auroc_grid(name: str, normal, test, labels) -> dict[str, float]:  # noqa: ANN001
-    """AUROC of k-NN scoring for k = 1/5/10 and cosine/L2, keyed ``name/metric/kK``."""
-    from adabench.scoring import detection_metrics, knn_scores
+    """AUROC of k-NN scoring for k = 1/5/10 and cosine/L2, keyed ``name/distance/kK``."""
+    from adabench.metrics import detection_metrics
+    from adabench.scoring import KNNScorer
 
     return {
-        f"{name}/{metric}/k{k}": round(
-            detection_metrics(knn_scores(normal, test, k=k, metric=metric), labels)["auroc"], 4
+        f"{name}/{distance}/k{k}": round(
+            detection_metrics(KNNScorer(k, distance).fit(normal).score(test), labels)["auroc"], 4
         )
-        for metric in ("cosine", "l2")
+        for distance in ("cosine", "l2")
         for k in (1, 5, 10)
     }
 
@@ -96,7 +98,7 @@ def variants(module, dm) -> dict[str, float]:  # noqa: ANN001
 
 def pixel_baseline(overrides: list[str], data: Path) -> dict:
     """k-NN on raw pixels (no training): the floor a trained detector has to beat."""
-    from adabench.run import build_datamodule
+    from adabench.build import build_datamodule
 
     cfg = compose(data_overrides(overrides, data))
     dm = build_datamodule(cfg)
@@ -110,9 +112,8 @@ def pixel_baseline(overrides: list[str], data: Path) -> dict:
 def run_trial(overrides: list[str], data: Path, eval_every: int | None) -> dict:
     """Train one config; AUROC of every variant at the end (and every ``eval_every`` epochs)."""
     import lightning as L
-    from hydra.utils import instantiate
 
-    from adabench.run import build_datamodule, build_module, training_callbacks
+    from adabench.build import build_datamodule, build_module, build_trainer, training_callbacks
 
     cfg = compose(data_overrides(overrides, data))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -128,12 +129,9 @@ def run_trial(overrides: list[str], data: Path, eval_every: int | None) -> dict:
                 history.append({"epoch": e, **variants(pl_module, dm)})
                 pl_module.train()
 
-    trainer = instantiate(
-        cfg.trainer,
-        logger=False,
-        callbacks=[*training_callbacks(cfg), Every()],
-        enable_progress_bar=False,
-    )
+    cfg.trainer.enable_progress_bar = False
+    out = Path(tempfile.mkdtemp(prefix="recipe-"))
+    trainer = build_trainer(cfg, out, False, [*training_callbacks(cfg), Every()])
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - t0

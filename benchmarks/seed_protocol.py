@@ -32,14 +32,9 @@ def fmnist_data(data: str) -> list[str]:
 
 
 def cifar10_data(data: str) -> list[str]:
-    """The JPEG export read through dataset=folder with the cifar10 preset's classes and counts
-    (the preset's image size, channels and augmentation are kept: ``dataset=folder`` is
-    overridden key by key, not swapped)."""
-    return [
-        "dataset.name=folder",
-        f"dataset.root={Path(data) / 'cifar10-jpg'}",
-        "dataset.download=false",
-    ]
+    """The JPEG export (``dataset=cifar10_jpg``: the cifar10 classes and counts; the preset's
+    image size, channels and augmentation still apply)."""
+    return ["dataset=cifar10_jpg", f"dataset.root={Path(data) / 'cifar10-jpg'}"]
 
 
 SWEEPS = {

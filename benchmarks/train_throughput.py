@@ -17,8 +17,8 @@ import torch
 from _common import DOCS, finish, machine, table
 from hydra import compose, initialize_config_dir
 
+from adabench.build import build_datamodule, build_module
 from adabench.data.augment import augment_batch
-from adabench.run import build_datamodule, build_module
 
 CONF = str(DOCS.parents[1] / "conf")
 

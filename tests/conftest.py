@@ -7,9 +7,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from PIL import Image
 
+from adabench.config import build
+from adabench.resolvers import register
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_config(*overrides: str, smoke: bool = True) -> DictConfig:
+    """The composed ``train`` config (``experiment=smoke`` first unless ``smoke=False``)."""
+    register()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[*(["experiment=smoke"] if smoke else []), *overrides])
+
+
+def loss_head(name: str, embedding_dim: int, num_classes: int, **params):
+    """The head ``conf/loss/<name>.yaml`` builds, with ``params`` overriding its values."""
+    node = dict(compose_config(f"loss={name}", smoke=False).loss)
+    return build(
+        {**node, **params}, where="loss", embedding_dim=embedding_dim, num_classes=num_classes
+    )
+
+
+def loss_names(baselines: bool = False) -> list[str]:
+    """The options of the ``loss`` group (without the no-training baselines by default)."""
+    names = sorted(p.stem for p in (ROOT / "conf" / "loss").glob("*.yaml"))
+    return [n for n in names if baselines or not n.startswith("baseline_")]
 
 
 def write_image_tree(

@@ -6,11 +6,14 @@ from PIL import Image
 from adabench.data.augment import augment_batch, random_hflip, random_pad_crop
 from adabench.data.datamodule import AnomalyDataModule
 from adabench.data.folder import decode_image, load_image_folder
-from adabench.data.pools import cache_key, fit_images, load_pool
+from adabench.data.images import ImagePool, fit_images
+from adabench.data.pools import cache_key, load_pool
+from adabench.data.sources import Digits, Torchvision, build_source
 from adabench.errors import ConfigError, DataError
 
 DIGITS = {
     "name": "digits",
+    "_target_": "adabench.data.sources.Digits",
     "normal": 1,
     "abnormal": 7,
     "image_size": 16,
@@ -59,36 +62,58 @@ def test_fit_images_resizes_and_converts_channels():
 
 
 def test_digits_pool_is_cached_and_keyed(tmp_path):
-    pool = load_pool("train", DIGITS, tmp_path)
+    source = build_source(DIGITS)
+    pool = load_pool("train", source, tmp_path)
     assert pool.images.dtype == torch.uint8 and pool.images.shape[1:] == (1, 16, 16)
     files = list(tmp_path.glob("*.pt"))
     assert len(files) == 1
-    again = load_pool("train", DIGITS, tmp_path)
+    again = load_pool("train", source, tmp_path)
     assert torch.equal(again.images, pool.images)
-    assert cache_key("train", DIGITS) != cache_key("train", {**DIGITS, "image_size": 20})
-    assert cache_key("train", DIGITS) != cache_key("test", DIGITS)
+    assert cache_key("train", source) != cache_key("train", Digits(20, 1))
+    assert cache_key("train", source) != cache_key("train", Digits(16, 1, holdout_seed=1))
+    assert cache_key("train", source) != cache_key("test", source)
     # a corrupt cache file is rebuilt, not trusted
     files[0].write_bytes(b"garbage")
-    assert torch.equal(load_pool("train", DIGITS, tmp_path).images, pool.images)
+    assert torch.equal(load_pool("train", source, tmp_path).images, pool.images)
 
 
-def test_unknown_dataset_lists_choices():
+def test_bad_dataset_source_names_the_value_and_the_choices():
+    with pytest.raises(ConfigError, match=r"dataset._target_='adabench.data.sources.Cifar100'"):
+        build_source({**DIGITS, "_target_": "adabench.data.sources.Cifar100"})
     with pytest.raises(
         ConfigError,
-        match=r"Unknown dataset 'cifar100'. Valid choices: digits, mnist, fashion_mnist, cifar10, "
-        "folder",
+        match=r"dataset.root is not a parameter of adabench.data.sources.Digits. Valid parameters:"
+        r" image_size, channels, test_fraction, holdout_seed",
     ):
-        load_pool("train", {**DIGITS, "name": "cifar100"})
+        build_source({**DIGITS, "root": "/data"})
+
+
+class Stripes(Digits):
+    """A dataset defined outside src/: the digits with a bright stripe on the abnormal class."""
+
+    def load(self, split):
+        pool = super().load(split)
+        pool.images[pool.labels == 7, :, :, 0] = 255
+        return pool
+
+
+def test_a_dataset_from_outside_src_runs_through_the_config(tmp_path):
+    dm = AnomalyDataModule(
+        {**DIGITS, "_target_": f"{__name__}.Stripes"}, seed=0, cache_dir=str(tmp_path)
+    )
+    dm.setup()
+    stripe = dm.test_images[:, :, :, 0].float().mean(dim=(1, 2))  # the left edge, blank in digits
+    is_abnormal = dm.test_is_abnormal.bool()
+    assert stripe[is_abnormal].min() > stripe[~is_abnormal].max()
 
 
 def test_missing_torchvision_data_says_where_and_how(tmp_path):
-    cfg = {**DIGITS, "name": "fashion_mnist", "root": str(tmp_path), "download": False}
     with pytest.raises(
         DataError,
         match=r"FashionMNIST train data not found under .*FashionMNIST.*"
         r"dataset.download=true.*dataset.root=",
     ):
-        load_pool("train", cfg)
+        load_pool("train", Torchvision(16, 1, "FashionMNIST", str(tmp_path), download=False))
 
 
 def test_datamodule_split_and_batches(tmp_path):
@@ -140,7 +165,6 @@ def test_folder_errors(tmp_path, image_tree):
 
 def test_test_classes_are_aligned_by_name(tmp_path):
     from adabench.data.datamodule import _align_classes
-    from adabench.data.pools import ImagePool
 
     train = ImagePool(
         torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2]), ["a", "b", "c"]

@@ -5,19 +5,11 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
+from adabench.build import build_datamodule, build_module, training_callbacks
 from adabench.errors import ConfigError
-from adabench.resolvers import register
-from adabench.run import build_datamodule, build_module, training_callbacks
 
-from .conftest import ROOT
-
-
-def _config(*overrides: str):
-    register()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["experiment=smoke", *overrides])
+from .conftest import compose_config
 
 
 class _Record(L.Callback):
@@ -56,7 +48,7 @@ def _fit(cfg) -> tuple[torch.nn.Module, _Record]:  # noqa: ANN001
 
 def test_ema_weights_follow_the_definition():
     decay = 0.7
-    module, record = _fit(_config(f"ema_decay={decay}"))
+    module, record = _fit(compose_config(f"ema_decay={decay}"))
     assert len(record.steps) >= 4
     ema = record.steps[0]  # AveragedModel's first update copies the weights
     for w in record.steps[1:]:
@@ -68,7 +60,7 @@ def test_ema_weights_follow_the_definition():
 
 
 def test_no_ema_by_default_keeps_the_last_weights():
-    cfg = _config()
+    cfg = compose_config()
     assert cfg.ema_decay is None and training_callbacks(cfg) == []
     module, record = _fit(cfg)
     torch.testing.assert_close(module.embedder.neck[0].weight.detach(), record.steps[-1])
@@ -78,4 +70,4 @@ def test_no_ema_by_default_keeps_the_last_weights():
 def test_bad_ema_decay_names_the_value(decay):
     message = rf"ema_decay must be in \(0, 1\) or null \(off\), got {decay}"
     with pytest.raises(ConfigError, match=message):
-        training_callbacks(_config(f"ema_decay={decay}"))
+        training_callbacks(compose_config(f"ema_decay={decay}"))

@@ -8,34 +8,28 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from sklearn.neighbors import NearestNeighbors
 
-from adabench.backbone import create_model, split_backbone, stage_layout
+from adabench.backbone import create_model
+from adabench.build import build_datamodule, build_embedder, build_module, use_trunk_cache
 from adabench.errors import ConfigError
-from adabench.resolvers import register
-from adabench.run import build_datamodule, build_embedder, build_module, train, use_trunk_cache
+from adabench.run import train
+from adabench.stages import split_backbone, stage_layout
 from adabench.trunk_cache import TrunkCache, trunk_key
 
-from .conftest import ROOT
+from .conftest import compose_config
 
 PRETRAINED = ["backbone=efficientnet_lite0", "dataset.channels=3", "dataset.pad_crop=0"]
 
 
 def _config(tmp_path, *overrides: str):
-    register()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                "experiment=smoke",
-                f"paths.output_dir={tmp_path / 'run'}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                "trainer.enable_progress_bar=false",
-                "logger=none",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        f"paths.output_dir={tmp_path / 'run'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        *overrides,
+    )
 
 
 @pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18", "mobilenetv2_050"])
@@ -223,7 +217,7 @@ def test_pad_crop_keeps_the_trunk_running_per_batch(tmp_path):
 def test_baseline_scores_equal_an_independent_knn(tmp_path, kind):
     logger = "logger=csv" if kind == "pixels" else "logger=none"
     cfg = _config(
-        tmp_path, *PRETRAINED, f"loss=baseline_{kind}", "scorer.k=3", "scorer.metric=l2", logger
+        tmp_path, *PRETRAINED, f"loss=baseline_{kind}", "scorer.k=3", "scorer.distance=l2", logger
     )
     auroc = train(cfg)
     dm = build_datamodule(cfg)

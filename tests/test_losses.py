@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from adabench.errors import ConfigError
 from adabench.losses import (
-    HEADS,
     AdaCosHead,
     ArcFaceHead,
     CosFaceHead,
@@ -17,10 +16,9 @@ from adabench.losses import (
     SoftmaxHead,
     SphereFaceHead,
     adacos_fixed_scale,
-    build_head,
 )
 
-pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
+from .conftest import compose_config, loss_head, loss_names
 
 
 def _unit_weights(head):
@@ -135,7 +133,7 @@ def test_adacos_dynamic_update_matches_paper_formula():
 
 def _pml_pair(name, pml_cls, pml_kwargs, **ours):
     torch.manual_seed(1)
-    head = build_head(name, 8, 5, **ours)
+    head = loss_head(name, 8, 5, **ours)
     ref = pml_cls(num_classes=5, embedding_size=8, **pml_kwargs)
     with torch.no_grad():
         ref.W.copy_(head.weight.t())
@@ -158,6 +156,7 @@ def _pml_pair(name, pml_cls, pml_kwargs, **ours):
     ],
 )
 def test_loss_and_gradient_equal_pytorch_metric_learning(name, pml_name, pml_kwargs, ours):
+    pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
     head, ref = _pml_pair(name, getattr(pml_losses, pml_name), pml_kwargs, **ours)
     x = torch.randn(16, 8) * 3
     y = torch.randint(0, 5, (16,))
@@ -175,10 +174,10 @@ def test_default_parameters_follow_the_papers():
     assert SphereFaceHead(4, 3).margin == 4
 
 
-@pytest.mark.parametrize("name", sorted(HEADS))
+@pytest.mark.parametrize("name", loss_names())
 def test_every_head_trains_its_class_weights(name):
     torch.manual_seed(0)
-    head = build_head(name, 8, 4).train()
+    head = loss_head(name, 8, 4).train()
     x, y = torch.randn(12, 8), torch.arange(12) % 4
     loss = head(x, y)
     loss.backward()
@@ -189,11 +188,20 @@ def test_every_head_trains_its_class_weights(name):
 
 
 def test_bad_head_config_names_value_and_choices():
-    with pytest.raises(ConfigError, match=r"Unknown loss 'arcfce'.*arcface"):
-        build_head("arcfce", 8, 4)
     with pytest.raises(ConfigError, match="at least 3 training classes, got num_classes=2"):
-        build_head("adacos_fixed", 8, 2)
+        loss_head("adacos_fixed", 8, 2)
     with pytest.raises(ConfigError, match="embedding_dim must be a positive integer, got 0"):
-        build_head("softmax", 0, 4)
-    with pytest.raises(ConfigError, match="Bad parameter for loss 'cosface'"):
-        build_head("cosface", 8, 4, alpha=3)
+        loss_head("softmax", 0, 4)
+    with pytest.raises(
+        ConfigError,
+        match=r"loss.alpha is not a parameter of adabench.losses.margins.CosFaceHead. "
+        r"Valid parameters: embedding_dim, num_classes, scale, margin",
+    ):
+        loss_head("cosface", 8, 4, alpha=3)
+    with pytest.raises(ConfigError, match=r"loss._target_='adabench.losses.ArcFace' cannot be"):
+        loss_head("arcface", 8, 4, _target_="adabench.losses.ArcFace")
+
+
+def test_every_loss_option_is_named_after_its_file():
+    for name in loss_names(baselines=True):
+        assert compose_config(f"loss={name}", smoke=False).loss.name == name

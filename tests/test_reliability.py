@@ -16,11 +16,24 @@ from PIL import Image
 from adabench.backbone import create_model
 from adabench.data.folder import load_image_folder
 from adabench.errors import ConfigError, DataError
-from adabench.io import atomic_write, write_json
+from adabench.files import atomic_write, write_json
 from adabench.loggers import redact
 
-from .conftest import ROOT, write_image_tree
+from .conftest import ROOT, compose_config, write_image_tree
 from .test_train import SMOKE, folder_args, metrics_files, run_train
+
+
+def _run_in_process(tmp_path, *overrides):
+    """``train.py`` without the subprocess: the same ``train(cfg)`` on a composed config."""
+    from adabench.run import train
+
+    cfg = compose_config(
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"paths.output_dir={tmp_path / 'run'}",
+        *overrides,
+    )
+    return train(cfg)
 
 
 def test_unknown_timm_backbone_suggests_close_names():
@@ -47,20 +60,14 @@ def test_failed_download_says_no_internet(tmp_path, monkeypatch):
     import torchvision.datasets.mnist as tv_mnist
 
     from adabench.data.pools import load_pool
+    from adabench.data.sources import Torchvision
 
     def offline(*args, **kwargs):
         raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
-    cfg = {
-        "name": "mnist",
-        "root": str(tmp_path),
-        "download": True,
-        "image_size": 28,
-        "channels": 1,
-    }
     with pytest.raises(DataError, match=r"download failed \(no internet\?\).*dataset.root="):
-        load_pool("train", cfg)
+        load_pool("train", Torchvision(28, 1, "MNIST", str(tmp_path), download=True))
 
 
 def test_secret_keys_are_redacted():
@@ -90,17 +97,7 @@ def test_corrupt_images_skipped_and_counted_in_metrics(tmp_path):
     root = _corrupt_tree(tmp_path)
     pool = load_image_folder(root / "train", 16, 3, on_corrupt="skip")
     assert len(pool) == 24 and len(pool.skipped) == 2
-    proc = run_train(
-        [
-            *SMOKE,
-            *folder_args(root, "a", "b"),
-            "dataset.on_corrupt=skip",
-            "scorer.k=2",
-            f"hydra.run.dir={tmp_path}/run",
-        ],
-        tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _run_in_process(tmp_path, *folder_args(root, "a", "b"), "dataset.on_corrupt=skip", "scorer.k=2")
     assert metrics_files(tmp_path / "run")[0]["data"]["skipped_files"] == 2
 
 
@@ -127,44 +124,80 @@ def test_odd_files_names_sizes_and_modes(tmp_path):
 
 
 # ----------------------------------------------------------------------------- whole runs
-@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        ("backbone.name=resnet19", ConfigError, "Unknown timm backbone 'resnet19'. Did you mean:"),
+        (
+            "dataset.normal=11",
+            ConfigError,
+            "class index 11 is out of range; the dataset has 10 classes",
+        ),
+        ("dataset.abnormal=1", ConfigError, "share class(es) ['1']"),
+        (
+            "dataset.reference=[7,2]",
+            ConfigError,
+            "reference overlaps normal/abnormal in class(es) ['7']",
+        ),
+        (
+            "dataset.n_normal_train=5000",
+            ConfigError,
+            "n_normal_train=5000 is more than the 127 images available",
+        ),
+        (
+            "scorer.k=41",
+            ConfigError,
+            "scorer.k=41 must be between 1 and the number of normal training images (40)",
+        ),
+        ("scorer.distance=manhattan", ConfigError, "scorer.distance must be one of cosine, l2"),
+        (
+            "backbone.embedding_dim=0",
+            ConfigError,
+            "embedding_dim must be a positive integer, got 0",
+        ),
+        (
+            "loss=adacos_fixed dataset.reference=[2]",
+            ConfigError,
+            "needs at least 3 training classes, got num_classes=2",
+        ),
+        ("+loss.margn=0.3", ConfigError, "loss.margn is not a parameter of"),
+    ],
+)
+def test_bad_input_is_named_before_training(tmp_path, override, error, message):
+    from adabench.build import build_run
+
+    cfg = compose_config(*override.split(), f"paths.cache_dir={tmp_path}")
+    with pytest.raises(error) as err:
+        build_run(cfg)
+    assert message in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ("loss=arcfce", "Could not find 'loss/arcfce'"),
         ("dataset=cifar100", "Could not find 'dataset/cifar100'"),
-        ("backbone.name=resnet19", "Unknown timm backbone 'resnet19'. Did you mean:"),
-        ("dataset.normal=11", "class index 11 is out of range; the dataset has 10 classes"),
-        ("dataset.abnormal=1", "share class(es) ['1']"),
-        ("dataset.reference=[7,2]", "reference overlaps normal/abnormal in class(es) ['7']"),
-        (
-            "dataset.n_normal_train=5000",
-            "n_normal_train=5000 is more than the 127 images available",
-        ),
-        (
-            "scorer.k=41",
-            "scorer.k=41 must be between 1 and the number of normal training images (40)",
-        ),
-        ("ema_decay=1.5", "ema_decay must be in (0, 1) or null (off), got 1.5"),
-        ("backbone.embedding_dim=0", "embedding_dim must be a positive integer, got 0"),
-        (
-            "loss=adacos_fixed dataset.reference=[2]",
-            "needs at least 3 training classes, got num_classes=2",
-        ),
     ],
 )
-def test_bad_input_exits_nonzero_with_clear_error(tmp_path, override, message):
-    proc = run_train([*SMOKE, *override.split(), f"hydra.run.dir={tmp_path}/run"], tmp_path)
-    assert proc.returncode != 0
-    assert message in proc.stderr + proc.stdout
+def test_unknown_group_option_is_named_by_hydra(override, message):
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match=message):
+        compose_config(override)
 
 
 @pytest.mark.slow
-def test_diverged_run_is_recorded_as_failed(tmp_path):
-    proc = run_train(
-        [*SMOKE, "loss=l2softmax", "loss.alpha=1e38", f"hydra.run.dir={tmp_path}/run"], tmp_path
-    )
+def test_bad_input_exits_nonzero_with_clear_error(tmp_path):
+    proc = run_train([*SMOKE, "dataset.normal=11", f"hydra.run.dir={tmp_path}/run"], tmp_path)
     assert proc.returncode != 0
+    assert "class index 11 is out of range; the dataset has 10 classes" in proc.stderr + proc.stdout
+
+
+def test_diverged_run_is_recorded_as_failed(tmp_path):
+    from adabench.errors import DivergedError
+
+    with pytest.raises(DivergedError):
+        _run_in_process(tmp_path, "loss=l2softmax", "loss.alpha=1e38")
     (m,) = metrics_files(tmp_path / "run")
     assert m["status"] == "failed" and m["error"]["type"] == "DivergedError"
     assert "NaN or inf" in m["error"]["message"]
@@ -192,26 +225,19 @@ def test_sigterm_is_recorded_as_failed(tmp_path):
     assert m["status"] == "failed" and m["error"]["type"] == "RunInterrupted"
 
 
-@pytest.mark.slow
-def test_resume_skips_completed_run(tmp_path):
-    args = [*SMOKE, f"hydra.run.dir={tmp_path}/run"]
-    first = run_train(args, tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_resume_skips_completed_run(tmp_path, capsys):
+    first = _run_in_process(tmp_path)
     before = (tmp_path / "run" / "metrics.json").read_text()
-    again = run_train(args, tmp_path)
-    assert again.returncode == 0 and "skipped (resume)" in again.stdout
+    assert _run_in_process(tmp_path) == first
+    assert "skipped (resume)" in capsys.readouterr().out
     assert (tmp_path / "run" / "metrics.json").read_text() == before
-    changed = run_train([*args, "seed=1"], tmp_path)  # another config: runs again
-    assert (
-        "skipped" not in changed.stdout
-        and json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == 1
-    )
+    _run_in_process(tmp_path, "seed=1")  # another config: runs again
+    assert "skipped" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == 1
 
 
-@pytest.mark.slow
 def test_saved_weights_load_with_weights_only(tmp_path):
-    proc = run_train([*SMOKE, "save_weights=true", f"hydra.run.dir={tmp_path}/run"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _run_in_process(tmp_path, "save_weights=true")
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert any(k.startswith("head.") for k in state) and any(
         k.startswith("embedder.neck") for k in state
@@ -233,7 +259,7 @@ def test_atomic_write_keeps_old_file_on_crash(tmp_path):
 
 
 def test_threads_per_job_splits_cores():
-    from adabench.run import threads_per_job
+    from adabench.context import threads_per_job
 
     assert threads_per_job(2, cpus=16) == 8
     assert threads_per_job(3, cpus=16) == 5

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-PROBE = (
+PROBE = (  # torch is not imported: what is probed is set before it loads
     "import json, os, sys; import adabench; from adabench.runtime import configure_process; "
-    "import torch; print(json.dumps({**configure_process(), "
+    "print(json.dumps({**configure_process(), "
     "'env': [os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT')]}))"
 )
 

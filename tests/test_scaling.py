@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from adabench.run import build_datamodule, build_module, load_weights
-from adabench.scoring import anomaly_scores, detection_metrics
+from adabench.build import build_datamodule, build_module, scorer_factory
+from adabench.metrics import detection_metrics
+from adabench.run import load_weights
 
 from . import wandb_log
 from .conftest import ROOT
@@ -90,7 +91,7 @@ def test_ddp_two_cpu_processes_match_single_process_scoring(tmp_path):
     module = load_weights(build_module(cfg, dm), run / "model.pt")
     normal = module.embed(dm.eval_batches(dm.normal_images))
     test = module.embed(dm.eval_batches(dm.test_images))
-    scores = anomaly_scores(normal, test, cfg.scorer.name, cfg.scorer.k, cfg.scorer.metric)
+    scores = scorer_factory(cfg)().fit(normal).score(test)
     saved = np.load(run / "scores.npz")
     np.testing.assert_array_equal(saved["score"], scores.astype(np.float32))
     assert detection_metrics(scores, dm.test_is_abnormal.numpy())["auroc"] == m["metrics"]["auroc"]

@@ -9,7 +9,8 @@ A benchmark's ranking is only worth reading next to what needs no training at al
   trained from scratch these are random features.
 
 They are chosen as losses (``loss=baseline_pixels``, ``loss=baseline_features``), so a sweep
-and its report put them beside the trained rows.
+and its report put them beside the trained rows; a new baseline is a :class:`Baseline` subclass
+and a YAML file in ``conf/loss`` naming it.
 """
 
 from __future__ import annotations
@@ -19,18 +20,50 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from adabench.errors import ConfigError
 
-BASELINES = ("pixels", "features")
+class Baseline:
+    """A no-training row of the loss group: vectors of the images, scored like embeddings.
+
+    Attributes:
+        kind: Its short name in metrics.json (``baseline``) and the report.
+        needs_embedder: Whether :meth:`vectors` reads the backbone (``features``) or only the
+            images (``pixels``).
+    """
+
+    kind = ""
+    needs_embedder = True
+
+    def vectors(
+        self, embedder: torch.nn.Module | None, batches: Iterable[Tensor], trunk_outputs: bool
+    ) -> Tensor:
+        """``[N, D]`` float32 vectors of the images in ``batches``."""
+        raise NotImplementedError
 
 
-def check_baseline(kind: str) -> None:
-    """Raise :class:`ConfigError` unless ``kind`` is a known baseline."""
-    if kind not in BASELINES:
-        raise ConfigError(
-            f"Unknown baseline '{kind}'. Valid choices: {', '.join(BASELINES)} "
-            "(loss=baseline_pixels or loss=baseline_features)."
-        )
+class PixelBaseline(Baseline):
+    """Raw pixels: every image as a vector of its values in [0, 1]."""
+
+    kind = "pixels"
+    needs_embedder = False
+
+    def vectors(
+        self, embedder: torch.nn.Module | None, batches: Iterable[Tensor], trunk_outputs: bool
+    ) -> Tensor:
+        """Pixel vectors of each batch (the embedder is not used)."""
+        return torch.cat([pixel_vectors(b) for b in batches])
+
+
+class FeatureBaseline(Baseline):
+    """The backbone's pooled features as configured, no neck (k-NN on pretrained features)."""
+
+    kind = "features"
+
+    def vectors(
+        self, embedder: torch.nn.Module | None, batches: Iterable[Tensor], trunk_outputs: bool
+    ) -> Tensor:
+        """Pooled backbone features of each batch."""
+        assert embedder is not None, "the features baseline needs the embedder"
+        return feature_vectors(embedder, batches, trunk_outputs)
 
 
 def pixel_vectors(images: Tensor) -> Tensor:
@@ -46,7 +79,7 @@ def feature_vectors(
     """The embedder's pooled backbone features (before the neck) of each batch, in eval mode.
 
     Args:
-        embedder: An :class:`adabench.model.Embedder`.
+        embedder: An :class:`adabench.embedder.Embedder`.
         batches: Image batches, or trunk-output batches when ``trunk_outputs``.
         trunk_outputs: The batches hold the frozen trunk's (cached) outputs.
     """

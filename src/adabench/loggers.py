@@ -1,8 +1,11 @@
-"""Experiment loggers (W&B, CSV, none); W&B falls back to offline mode without an API key."""
+"""Experiment loggers (W&B, CSV, none); W&B falls back to offline mode without an API key.
+
+``conf/logger/<name>.yaml`` names one of the factories below by ``_target_``; each takes the run
+folder, run name, sweep group and config, plus its own parameters.
+"""
 
 from __future__ import annotations
 
-import netrc
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,25 +13,9 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
-from adabench.errors import ConfigError
+from adabench.wandb_auth import wandb_mode
 
-LOGGERS = ("none", "csv", "wandb")
 _SECRET_HINTS = ("api_key", "apikey", "token", "password", "secret")
-
-
-def wandb_api_key_available() -> bool:
-    """True when W&B can authenticate without prompting (env var or ~/.netrc entry)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        auth = netrc.netrc().authenticators(
-            os.environ.get("WANDB_BASE_URL", "api.wandb.ai")
-            .removeprefix("https://")
-            .removeprefix("http://")
-        )
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-    return bool(auth and auth[2])
 
 
 def redact(config: Any) -> Any:
@@ -43,49 +30,52 @@ def redact(config: Any) -> Any:
     return config
 
 
-def build_logger(
-    cfg: Mapping[str, Any], run_dir: Path, run_name: str, group: str | None, config: dict
-) -> Logger | bool:
-    """Build the logger the ``logger`` config group names.
+def no_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> bool:
+    """``logger=none``: nothing is logged (Lightning takes ``False``)."""
+    return False
 
-    W&B: ``mode: auto`` follows ``$WANDB_MODE`` when set, else runs online when an API key is
-    available and offline otherwise, saying so in one line and never prompting.
 
-    Raises:
-        ConfigError: unknown logger kind.
+def csv_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> CSVLogger:
+    """``logger=csv``: ``csv/metrics.csv`` in the run folder."""
+    return CSVLogger(save_dir=str(run_dir), name="", version="csv")
+
+
+def wandb_logger(
+    run_dir: Path,
+    run_name: str,
+    group: str | None,
+    config: dict,
+    project: str = "adabench",
+    entity: str | None = None,
+    sweep_group: str | None = None,
+    tags: list[str] | None = None,
+    mode: str = "auto",
+) -> WandbLogger:
+    """``logger=wandb``: one W&B run per job, grouped by sweep, never prompting for a key.
+
+    Args:
+        run_dir: The run folder (W&B writes below it).
+        run_name: The W&B run's name.
+        group: The sweep's name (``None`` outside a multirun).
+        config: The run's resolved config (secrets redacted).
+        project: W&B project.
+        entity: W&B entity (``None``: the key's default).
+        sweep_group: The W&B group (``None``: ``group``).
+        tags: W&B tags.
+        mode: ``auto``, ``online``, ``offline`` or ``disabled`` (:func:`wandb_mode`).
     """
-    kind = cfg.get("kind", "none")
-    if kind == "none":
-        return False
-    if kind == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="", version="csv")
-    if kind == "wandb":
-        mode = cfg.get("mode", "auto")
-        if mode not in ("auto", "online", "offline", "disabled"):
-            raise ConfigError(
-                f"logger.mode must be one of auto, online, offline, disabled, got {mode!r}."
-            )
-        if mode == "auto" and os.environ.get("WANDB_MODE"):
-            mode = os.environ["WANDB_MODE"]
-        elif mode == "auto":
-            mode = "online" if wandb_api_key_available() else "offline"
-            if mode == "offline":
-                print(
-                    f"W&B: no API key found (WANDB_API_KEY or `wandb login`); logging offline to "
-                    f"{run_dir / 'wandb'} — upload later with `wandb sync {run_dir / 'wandb'}`."
-                )
-        os.environ.setdefault("WANDB_SILENT", "true")
-        return WandbLogger(
-            project=cfg.get("project", "adabench"),
-            entity=cfg.get("entity"),
-            name=run_name,
-            group=cfg.get("group") or group,
-            tags=list(cfg.get("tags") or []),
-            save_dir=str(run_dir),
-            mode=mode,
-            config=redact(config),
-        )
-    raise ConfigError(f"Unknown logger '{kind}'. Valid choices: {', '.join(LOGGERS)}.")
+    chosen = wandb_mode(mode, announce_in=run_dir)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        project=project,
+        entity=entity,
+        name=run_name,
+        group=sweep_group or group,
+        tags=list(tags or []),
+        save_dir=str(run_dir),
+        mode=chosen,
+        config=redact(config),
+    )
 
 
 def finish_logger(logger: Logger | bool, summary: Mapping[str, Any] | None) -> None:

@@ -1,4 +1,9 @@
-"""Anomaly scores from embeddings (FAISS k-NN, LOF) and the metrics on them (no Lightning)."""
+"""Anomaly scorers: fitted once on the normal embeddings, then asked for any number of queries.
+
+A scorer is a class with ``fit(normal) -> self`` and ``score(query) -> [Q] float64`` (higher =
+more anomalous) and a ``distance`` (``cosine`` or ``l2``) that the closed-set 1-NN accuracy uses
+too; ``conf/scorer/<name>.yaml`` names it by ``_target_``. Pure numpy/FAISS: no Lightning.
+"""
 
 from __future__ import annotations
 
@@ -6,179 +11,115 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    binary_roc,
-)
 
 from adabench.errors import ConfigError
-
-METRICS = ("cosine", "l2")
-SCORERS = ("knn", "lof")
-INDEXES = ("exact", "ivf", "hnsw", "auto")
-
-
-def _as_f32(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def check_k(k: int, n: int) -> None:
-    """Raise :class:`ConfigError` unless ``1 <= k <= n`` (n = normal training images)."""
-    if not 1 <= k <= n:
-        raise ConfigError(
-            f"scorer.k={k} must be between 1 and the number of normal training images ({n})."
-        )
+from adabench.neighbors import (
+    INDEXES,
+    as_array,
+    build_index,
+    check_distance,
+    check_k,
+    knn_search,
+    prepare,
+    search_index,
+)
 
 
-def _prepared(x: np.ndarray, metric: str) -> np.ndarray:
-    if metric not in METRICS:
-        raise ConfigError(f"scorer.metric must be one of {', '.join(METRICS)}, got {metric!r}.")
-    if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x = x / np.maximum(norms, 1e-12)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def build_index(
-    base: np.ndarray,
-    metric: str = "cosine",
-    index: str = "exact",
-    approx_min_size: int = 200_000,
-    nprobe: int | None = None,
-    use_gpu: bool | None = None,
-) -> Any:
-    """A FAISS index over ``base`` (already prepared for ``metric``).
+class Scorer:
+    """Base of the anomaly scorers: ``fit`` on normal embeddings, then ``score`` queries.
 
     Args:
-        base: ``[N, D]`` float32 vectors (unit-normalised for cosine).
-        metric: ``cosine`` (inner product on unit vectors) or ``l2``.
-        index: ``exact`` (flat), ``ivf`` (inverted lists, ``nlist = 4·√N``), ``hnsw`` (graph,
-            M = 32) or ``auto`` (exact below ``approx_min_size`` vectors, IVF above).
-        approx_min_size: Size from which ``auto`` switches to IVF.
-        nprobe: Lists visited per IVF query (default 16: recall@5 ≥ 0.999 at 15x exact speed
-            on 10⁶ embedding-like vectors, see docs/benchmarks.md).
-        use_gpu: Put the index on the GPU (``None``: when FAISS has GPU support and sees one;
-            ``False``: never). Falls back to the CPU cleanly when FAISS is the CPU build.
-
-    Raises:
-        ConfigError: unknown index kind, or ``use_gpu=True`` with no GPU visible to FAISS.
+        k: Number of neighbours.
+        distance: ``cosine`` or ``l2``.
     """
-    import faiss
 
-    if index not in INDEXES:
-        raise ConfigError(f"scorer.index must be one of {', '.join(INDEXES)}, got {index!r}.")
-    n, d = base.shape
-    if index == "auto":
-        index = "ivf" if n >= approx_min_size else "exact"
-    # Approximate indexes search unit vectors by L2 (same order as cosine, better recall than
-    # inner-product graphs/lists); knn_search converts the distances back.
-    if index == "exact":
-        out = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
-    elif index == "hnsw":
-        out = faiss.IndexHNSWFlat(d, 32)
-        out.hnsw.efSearch = 128
-    else:
-        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
-        out = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
-        rng = np.random.default_rng(0)
-        out.train(base[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
-        out.nprobe = int(nprobe or min(nlist, 16))
-    gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
-    if use_gpu and gpus == 0:
-        raise ConfigError("scorer.use_gpu=true, but FAISS sees no GPU (faiss-cpu installed?).")
-    if use_gpu is not False and gpus > 0 and index != "hnsw":
-        out = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, out)
-    out.add(base)
-    return out
+    def __init__(self, k: int = 1, distance: str = "cosine") -> None:
+        self.k = int(k)
+        self.distance = check_distance(distance)
+        self.fitted_on = 0
+
+    def fit(self, normal: np.ndarray | torch.Tensor) -> Scorer:
+        """Remember the normal training embeddings ``[N, D]``; returns ``self``."""
+        check_k(self.k, len(normal))
+        self.fitted_on = len(normal)
+        self._fit(as_array(normal))
+        return self
+
+    def score(self, query: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Anomaly score of each query embedding, ``[Q]`` float64; higher = more anomalous."""
+        if not self.fitted_on:
+            raise RuntimeError(f"{type(self).__name__}.score() called before fit().")
+        return self._score(as_array(query))
+
+    def _fit(self, normal: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _score(self, query: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
-def knn_search(
-    index_emb: np.ndarray | torch.Tensor,
-    query_emb: np.ndarray | torch.Tensor,
-    k: int,
-    metric: str = "cosine",
-    **index_options: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """k-NN with FAISS: distances ``[Q, k]`` (ascending) and indices ``[Q, k]``.
+class KNNScorer(Scorer):
+    """Mean distance to the ``k`` nearest normal embeddings, searched with FAISS.
 
-    Distances are ``1 − cos`` for ``metric="cosine"`` and Euclidean for ``metric="l2"``.
-    ``index_options`` go to :func:`build_index` (exact search by default).
+    Args:
+        k: Number of neighbours.
+        distance: ``cosine`` (1 − cos) or ``l2`` (Euclidean).
+        index, approx_min_size, nprobe, use_gpu: The FAISS index (:func:`build_index`).
     """
-    base, query = _prepared(_as_f32(index_emb), metric), _prepared(_as_f32(query_emb), metric)
-    check_k(k, len(base))
-    import faiss
 
-    index = build_index(base, metric, **index_options)
-    dist, idx = index.search(query, k)
-    if index.metric_type == faiss.METRIC_INNER_PRODUCT:
-        dist = 1.0 - dist
-    elif metric == "cosine":  # squared L2 between unit vectors = 2 − 2·cos
-        dist = np.maximum(dist, 0.0) / 2.0
-    else:
-        dist = np.sqrt(np.maximum(dist, 0.0))
-    return dist.astype(np.float64), idx
+    def __init__(
+        self,
+        k: int = 1,
+        distance: str = "cosine",
+        index: str = "exact",
+        approx_min_size: int = 200_000,
+        nprobe: int | None = None,
+        use_gpu: bool | None = None,
+    ) -> None:
+        super().__init__(k, distance)
+        if index not in INDEXES:
+            raise ConfigError(f"scorer.index must be one of {', '.join(INDEXES)}, got {index!r}.")
+        self.index_options = {
+            "index": index,
+            "approx_min_size": int(approx_min_size),
+            "nprobe": nprobe,
+            "use_gpu": use_gpu,
+        }
+        self._index: Any = None
+        self._base = np.zeros((0, 0))
+
+    def _fit(self, normal: np.ndarray) -> None:
+        self._base = prepare(normal, self.distance)
+        self._index = build_index(self._base, self.distance, **self.index_options)
+
+    def _score(self, query: np.ndarray) -> np.ndarray:
+        q = prepare(query, self.distance)
+        dist, _ = search_index(self._index, self._base, q, self.k, self.distance)
+        return dist.mean(axis=1)
 
 
-def knn_scores(
-    normal_emb: np.ndarray | torch.Tensor,
-    query_emb: np.ndarray | torch.Tensor,
-    k: int = 1,
-    metric: str = "cosine",
-    **index_options: Any,
-) -> np.ndarray:
-    """Anomaly score = mean distance to the ``k`` nearest normal training embeddings."""
-    dist, _ = knn_search(normal_emb, query_emb, k, metric, **index_options)
-    return dist.mean(axis=1)
+class LOFScorer(Scorer):
+    """Local Outlier Factor (novelty mode) on min-max-scaled embeddings (scikit-learn).
 
-
-def lof_scores(
-    normal_emb: np.ndarray | torch.Tensor, query_emb: np.ndarray | torch.Tensor, k: int = 5
-) -> np.ndarray:
-    """Local Outlier Factor (novelty mode) on min-max-scaled embeddings; higher = more anomalous.
-
-    The scorer of the Qiita seed articles, kept for parity.
+    The scorer of the Qiita seed articles, kept for parity; ``distance`` is only used by the
+    closed-set 1-NN accuracy.
     """
-    from sklearn.neighbors import LocalOutlierFactor
-    from sklearn.preprocessing import MinMaxScaler
 
-    base, query = _as_f32(normal_emb), _as_f32(query_emb)
-    check_k(k, len(base))
-    scaler = MinMaxScaler().fit(base)
-    lof = LocalOutlierFactor(n_neighbors=k, novelty=True).fit(scaler.transform(base))
-    return -lof.score_samples(scaler.transform(query)).astype(np.float64)
+    def __init__(self, k: int = 5, distance: str = "cosine") -> None:
+        super().__init__(k, distance)
+        self._scaler: Any = None
+        self._lof: Any = None
 
+    def _fit(self, normal: np.ndarray) -> None:
+        from sklearn.neighbors import LocalOutlierFactor
+        from sklearn.preprocessing import MinMaxScaler
 
-def anomaly_scores(
-    normal_emb: np.ndarray | torch.Tensor,
-    query_emb: np.ndarray | torch.Tensor,
-    name: str = "knn",
-    k: int = 1,
-    metric: str = "cosine",
-    **index_options: Any,
-) -> np.ndarray:
-    """Score ``query_emb`` against the normal embeddings with the scorer ``name``."""
-    if name == "knn":
-        return knn_scores(normal_emb, query_emb, k, metric, **index_options)
-    if name == "lof":
-        return lof_scores(normal_emb, query_emb, k)
-    raise ConfigError(f"Unknown scorer '{name}'. Valid choices: {', '.join(SCORERS)}.")
+        self._scaler = MinMaxScaler().fit(normal)
+        self._lof = LocalOutlierFactor(n_neighbors=self.k, novelty=True)
+        self._lof.fit(self._scaler.transform(normal))
 
-
-def detection_metrics(scores: np.ndarray, is_abnormal: np.ndarray) -> dict[str, float]:
-    """AUROC, AUPR (average precision, abnormal = positive) and FPR at 95% TPR."""
-    preds = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-    target = torch.as_tensor(np.asarray(is_abnormal)).long()
-    if target.min() == target.max():
-        raise ConfigError("The test set needs both normal and abnormal images to compute AUROC.")
-    fpr, tpr, _ = binary_roc(preds, target)
-    return {
-        "auroc": float(binary_auroc(preds, target)),
-        "aupr": float(binary_average_precision(preds, target)),
-        "fpr_at_95tpr": float(fpr[tpr >= 0.95].min()),
-    }
+    def _score(self, query: np.ndarray) -> np.ndarray:
+        return -self._lof.score_samples(self._scaler.transform(query)).astype(np.float64)
 
 
 def nn_accuracy(
@@ -186,8 +127,8 @@ def nn_accuracy(
     index_labels: np.ndarray,
     query_emb: np.ndarray | torch.Tensor,
     query_labels: np.ndarray,
-    metric: str = "cosine",
+    distance: str = "cosine",
 ) -> float:
     """Closed-set accuracy of 1-nearest-neighbour classification against labelled embeddings."""
-    _, idx = knn_search(index_emb, query_emb, 1, metric)
+    _, idx = knn_search(index_emb, query_emb, 1, distance)
     return float((np.asarray(index_labels)[idx[:, 0]] == np.asarray(query_labels)).mean())

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adabench.io import atomic_write
+from adabench.files import atomic_write
 
 VIEWS = ("plain", "hflip")
 CACHE_VERSION = 1

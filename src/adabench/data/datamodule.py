@@ -12,7 +12,9 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from adabench.data.augment import augment_batch
-from adabench.data.pools import ImagePool, cache_key, load_pool
+from adabench.data.images import ImagePool
+from adabench.data.pools import cache_key, load_pool
+from adabench.data.sources import build_source
 from adabench.data.splits import Split, SplitCounts, make_split, training_labels
 from adabench.errors import DataError
 
@@ -48,7 +50,8 @@ class AnomalyDataModule(L.LightningDataModule):
     """Reference + normal training data, normal + abnormal test data, for one dataset config.
 
     Args:
-        dataset: The ``dataset`` config group as a mapping (name, root, classes, counts, …).
+        dataset: The ``dataset`` config group as a mapping: its source (``_target_`` and the
+            source's parameters, :mod:`adabench.data.sources`) and the split settings.
         seed: Seed of the split and of the shuffling.
         batch_size: Training batch size.
         eval_batch_size: Batch size for embedding.
@@ -65,6 +68,7 @@ class AnomalyDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
+        self.source = build_source(self.cfg)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
@@ -80,8 +84,9 @@ class AnomalyDataModule(L.LightningDataModule):
         """Load (or read cached) pools and draw the split; idempotent."""
         if self.split is not None:
             return
-        train = load_pool("train", self.cfg, self.cache_dir)
-        test = _align_classes(train, load_pool("test", self.cfg, self.cache_dir))
+        name = str(self.cfg.get("name", "pool"))
+        train = load_pool("train", self.source, self.cache_dir, name)
+        test = _align_classes(train, load_pool("test", self.source, self.cache_dir, name))
         self.class_names = train.classes
         self.pool_keys = {"train": train.key, "test": test.key}
         self.skipped = train.skipped + test.skipped
@@ -111,6 +116,7 @@ class AnomalyDataModule(L.LightningDataModule):
         self.train_labels = torch.from_numpy(
             training_labels(train.labels[train_idx].numpy(), s.train_classes)
         )
+        self.train_is_normal = torch.from_numpy(np.isin(s.train_indices(), s.normal_train))
         self.normal_images = train.images[torch.from_numpy(s.normal_train)].contiguous()
         test_idx = torch.from_numpy(test_order)
         self.test_images = test.images[test_idx].contiguous()
@@ -141,7 +147,7 @@ class AnomalyDataModule(L.LightningDataModule):
         assert self.split is not None, "call setup() first"
         if self.inputs == "trunk":
             return
-        keys = {s: k or cache_key(s, self.cfg) for s, k in self.pool_keys.items()}
+        keys = {s: k or cache_key(s, self.source) for s, k in self.pool_keys.items()}
         if self.cfg.get("hflip", False):
             split, rows = self.pool_rows["train_images"]
             self.train_flipped = cache.outputs(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from adabench.data.images import ImagePool
 from adabench.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = frozenset(
@@ -101,15 +102,13 @@ def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
 
 def load_image_folder(
     root: Path, size: int, channels: int, on_corrupt: str = "error", workers: int = 4
-):
-    """Decode every image under ``root/<class>/`` into an :class:`~adabench.data.pools.ImagePool`.
+) -> ImagePool:
+    """Decode every image under ``root/<class>/`` into an :class:`ImagePool`.
 
     Raises:
         ConfigError: ``on_corrupt`` is not one of ``error``, ``skip``.
         DataError: missing / empty folders, or unreadable images with ``on_corrupt="error"``.
     """
-    from adabench.data.pools import ImagePool
-
     if on_corrupt not in ON_CORRUPT:
         raise ConfigError(
             f"dataset.on_corrupt must be one of {', '.join(ON_CORRUPT)}, got {on_corrupt!r}."

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from adabench.embedder import Embedder
 from adabench.errors import DivergedError
 from adabench.losses import ClassificationHead
-from adabench.model import Embedder
 
 
 class AnomalyModule(L.LightningModule):

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written file that a later run would trust."""
+"""Result files and atomic writes: a crash never leaves a half-written file to be trusted."""
 
 from __future__ import annotations
 
@@ -43,3 +43,21 @@ def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=True)
     return atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def load_result(path: str | Path) -> dict:
+    """A ``metrics.json`` file's record (raises ``OSError`` / ``ValueError`` when unreadable)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_result(run_dir: str | Path) -> dict | None:
+    """The ``metrics.json`` in ``run_dir``, or ``None`` when missing or unreadable."""
+    try:
+        return load_result(Path(run_dir) / RESULT_FILE)
+    except (OSError, ValueError):
+        return None
+
+
+def sweep_group(sweep_dir: str | Path) -> str:
+    """The name that groups a sweep's runs (W&B group, report title): its folder path, flattened."""
+    return str(sweep_dir).strip("/").replace("/", "_")

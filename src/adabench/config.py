@@ -1,0 +1,118 @@
+"""From a config node to an object: the one way every group is built (``_target_``).
+
+Every config group that builds something — dataset source, loss head or no-training baseline,
+scorer, optimizer, scheduler, trainer, logger — names its class (or function) with
+``_target_`` (a dotted import path, as in Hydra) and lists its constructor's parameters beside
+it. :func:`build` imports the target, checks the parameters against its signature and calls it
+with them plus what only the run knows (e.g. ``num_classes``). So a new loss, dataset or scorer
+is one class and one YAML file; a class defined anywhere importable (a test file, a user's
+package) works without touching adabench.
+
+Two keys are not passed: ``name``, the row's label in results and run folders (it equals the
+YAML file's name), and ``_partial_: true``, which returns a :func:`functools.partial` to be
+called later with the rest (an optimizer needs the parameters first). Nested nodes with their own
+``_target_`` are built first, so a loss can take a regularizer object. Kept free of Hydra, so
+benchmarks and tests build from plain dicts too.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from adabench.errors import ConfigError, choices_hint
+
+TARGET = "_target_"
+_NOT_PASSED = frozenset({"name", TARGET, "_partial_"})
+
+
+def as_dict(node: Mapping[str, Any] | DictConfig | None) -> dict[str, Any]:
+    """A config node as a plain, resolved ``dict`` (``{}`` for ``None``)."""
+    if node is None:
+        return {}
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+def target_of(node: Mapping[str, Any] | DictConfig, group: str = "config") -> Any:
+    """Import the class or function that ``node[_target_]`` names.
+
+    Raises:
+        ConfigError: no ``_target_``, or it cannot be imported; names the group and the path.
+    """
+    path = as_dict(node).get(TARGET)
+    if not path or not isinstance(path, str):
+        raise ConfigError(f"{group} has no {TARGET} (the class to build), got {path!r}.")
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(
+            f"{group}.{TARGET}={path!r} cannot be imported ({type(err).__name__}: {err})."
+        ) from err
+
+
+def check_parameters(target: Any, params: Mapping[str, Any], group: str) -> None:
+    """Raise :class:`ConfigError` naming any key ``target`` does not accept, and the valid ones."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    valid = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_POSITIONAL]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        hint = choices_hint(unknown[0], valid)
+        raise ConfigError(
+            f"{group}.{unknown[0]} is not a parameter of {_qualname(target)}. Valid parameters: "
+            f"{', '.join(valid)}.{hint}"
+        )
+
+
+def build(node: Mapping[str, Any] | DictConfig, *args: Any, where: str = "config", **context: Any):
+    """Build the object ``node`` describes: ``target(*args, **context, **parameters)``.
+
+    Args:
+        node: A config node with ``_target_`` (a DictConfig or a plain mapping).
+        *args: Positional arguments only the caller has (e.g. an embedder).
+        where: The node's place in the config, for error messages (``loss``, ``scorer``, …).
+        **context: Keyword arguments only the caller has (e.g. ``num_classes``); the config may
+            not set them too.
+
+    Raises:
+        ConfigError: bad target, unknown parameter, or a parameter the constructor rejects.
+    """
+    spec = as_dict(node)
+    target = target_of(spec, where)
+    params = {k: _built(v, f"{where}.{k}") for k, v in spec.items() if k not in _NOT_PASSED}
+    clash = sorted(set(params) & set(context))
+    if clash:
+        raise ConfigError(f"{where}.{clash[0]} is set by adabench at run time; remove it.")
+    check_parameters(target, {**params, **context}, where)
+    if spec.get("_partial_"):
+        return functools.partial(target, *args, **context, **params)
+    try:
+        return target(*args, **context, **params)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"Bad {where} for {_qualname(target)}: {err}") from err
+
+
+def _built(value: Any, where: str) -> Any:
+    if isinstance(value, Mapping) and TARGET in value:
+        return build(value, where=where)
+    if isinstance(value, list):
+        return [_built(v, where) for v in value]
+    return value
+
+
+def _qualname(target: Any) -> str:
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', target)}"

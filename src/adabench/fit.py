@@ -1,0 +1,93 @@
+"""Train a built run and evaluate it, or evaluate a no-training baseline: a :class:`RunResult`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from adabench.build import BuiltRun, build_trainer, training_callbacks
+from adabench.evaluation import EVAL_PARTS, AnomalyEvaluation, Evaluation, evaluate_embeddings
+
+
+@dataclass
+class RunResult:
+    """What a run produced.
+
+    Attributes:
+        metrics: The evaluation's metrics.
+        scores: Per test image score and label (scores.npz), empty on non-zero DDP ranks.
+        times: ``train_s``, ``embed_s``, ``score_s`` (seconds).
+        facts: Everything else metrics.json records (data summary, epochs, history, …).
+        writer: Whether this process writes the run's files (rank 0).
+    """
+
+    metrics: dict[str, float]
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    writer: bool = True
+
+
+def _built_facts(built: BuiltRun) -> dict[str, Any]:
+    return {
+        "baseline": built.baseline.kind if built.baseline else None,
+        "backbone_info": built.backbone_info,
+        "trunk_cache": built.cache_info,
+        "data": built.dm.summary(),
+    }
+
+
+def fit_and_evaluate(cfg: DictConfig, built: BuiltRun, logger: Any, run_dir: Path) -> RunResult:
+    """Train ``built.module`` with the ``trainer`` group's Trainer, then evaluate it."""
+    evaluator = AnomalyEvaluation(built.make_scorer, cfg.get("eval_every_n_epochs"))
+    trainer = build_trainer(cfg, run_dir, logger, [*training_callbacks(cfg), evaluator])
+    t0 = time.perf_counter()
+    trainer.fit(built.module, datamodule=built.dm)
+    final: Evaluation | None = evaluator.final
+    assert final is not None, "the evaluation callback did not run"
+    times = {
+        "train_s": time.perf_counter() - t0 - final.embed_s - final.score_s,
+        "embed_s": final.embed_s,
+        "score_s": final.score_s,
+    }
+    metrics_cb = trainer.callback_metrics
+    facts = {
+        **_built_facts(built),
+        "history": evaluator.history,
+        "epochs": trainer.current_epoch,
+        "world_size": trainer.world_size,
+        "train_loss": _float(metrics_cb.get("train/loss_epoch")),
+        "train_acc": _float(metrics_cb.get("train/acc")),
+    }
+    return RunResult(final.metrics, final.scores, times, facts, trainer.is_global_zero)
+
+
+def evaluate_baseline(built: BuiltRun) -> RunResult:
+    """Score raw pixels or untrained backbone features through the usual scorer and metrics."""
+    assert built.baseline is not None
+    dm = built.dm
+    t0 = time.perf_counter()
+    trunk = dm.inputs == "trunk"
+    emb = {
+        part: built.baseline.vectors(built.embedder, dm.eval_batches(getattr(dm, attr)), trunk)
+        for part, attr in EVAL_PARTS.items()
+    }
+    embed_s = time.perf_counter() - t0
+    result = evaluate_embeddings(dm, emb, built.make_scorer())
+    times = {"train_s": 0.0, "embed_s": embed_s, "score_s": result.score_s}
+    facts = {
+        **_built_facts(built),
+        "epochs": 0,
+        "world_size": 1,
+        "embedding_dim": int(emb["train"].shape[1]),
+    }
+    return RunResult(result.metrics, result.scores, times, facts)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,132 @@
+"""A run's ``metrics.json``: provenance, the running → completed / failed lifecycle, resume.
+
+``metrics.json`` is written (atomically) with ``status: running`` when a run starts, and with
+``completed`` (metrics, times, facts) or ``failed`` (type, message, traceback) when it ends, so a
+run killed outright is still visible. A completed record with the same config hash lets a
+re-run skip the work (resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import traceback
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from adabench.files import RESULT_FILE, read_result, write_json
+
+_HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "timm",
+    "torchmetrics",
+    "faiss-cpu",
+    "hydra-core",
+    "numpy",
+)
+
+
+def config_hash(config: dict) -> str:
+    """Hash of everything in a resolved config that can change a result (not paths or loggers)."""
+    relevant = {k: v for k, v in config.items() if k not in _HASH_EXCLUDE}
+    blob = json.dumps(relevant, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape a result."""
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(cwd: str | Path) -> str | None:
+    """The current git commit of ``cwd`` (with ``-dirty`` when there are changes), if any."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def find_completed(
+    run_dir: Path, chash: str, sweep_dir: Path | None = None
+) -> tuple[Path, dict] | None:
+    """A completed result for config hash ``chash`` in ``run_dir`` or a job folder of the sweep.
+
+    Looking through the whole sweep lets a sweep re-run with more values, or in another order,
+    skip the jobs it already finished.
+    """
+    candidates = [run_dir]
+    if sweep_dir is not None and sweep_dir.is_dir():
+        candidates += sorted(p.parent for p in sweep_dir.glob(f"*/{RESULT_FILE}"))
+    for d in candidates:
+        rec = read_result(d)
+        if rec and rec.get("status") == "completed" and rec.get("config_hash") == chash:
+            return d, rec
+    return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRecord:
+    """The ``metrics.json`` of one run folder (written only when ``writer`` is true).
+
+    Args:
+        run_dir: The run folder.
+        fields: The record's opening fields (names, seed, config, provenance).
+        writer: Whether this process writes (rank 0 of a DDP run).
+    """
+
+    def __init__(self, run_dir: Path, fields: dict[str, Any], writer: bool = True) -> None:
+        self.path = run_dir / RESULT_FILE
+        self.data: dict[str, Any] = {"status": "running", **fields, "started_at": _now()}
+        self.writer = writer
+        self._write()
+
+    def completed(self, metrics: dict[str, float], facts: dict[str, Any]) -> None:
+        """Mark the run completed with its metrics and facts (written by :meth:`close`)."""
+        self.data.update(status="completed", metrics=metrics, **facts)
+
+    def failed(self, cause: BaseException) -> None:
+        """Mark the run failed with the cause's type, message and traceback."""
+        self.data.update(
+            status="failed",
+            error={
+                "type": type(cause).__name__,
+                "message": str(cause),
+                "traceback": traceback.format_exc(limit=20),
+            },
+        )
+
+    def close(self, times: dict[str, float]) -> None:
+        """Write the final record with its timings."""
+        self.data.update(times=times, finished_at=_now())
+        self._write()
+
+    def _write(self) -> None:
+        if self.writer:
+            write_json(self.path, self.data)

@@ -1,0 +1,125 @@
+"""``adabench report``: tables, statistics and plots across the runs of one or more sweeps.
+
+Reads every ``metrics.json`` below the given folders (failed and interrupted runs included),
+writes ``results.csv`` (one row per run), ``summary.md`` (per dataset × loss: n, median,
+mean ± std, IQR, a bootstrap 95% CI of the median, median train time; paired Wilcoxon tests of
+every loss against a baseline on runs that share a seed; the failures) and PNG plots (box plot
+of the metric by loss with the runs overlaid; ROC curves of each loss's median run).
+
+The parts: :mod:`.collect` (rows), :mod:`.stats` (numbers), :mod:`.tables` (CSV, Markdown,
+console), :mod:`.plots` (PNG), :mod:`.upload` (W&B).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adabench.files import RESULT_FILE
+from adabench.report.collect import METRIC_KEYS, TIME_KEYS, collect_runs, display_path
+from adabench.report.plots import plot_boxes, plot_roc
+from adabench.report.stats import (
+    AUTO,
+    GroupStats,
+    PairedTest,
+    baseline_findings,
+    better,
+    bootstrap_median_ci,
+    choose_baselines,
+    paired_notes,
+    paired_tests,
+    summarize,
+)
+from adabench.report.tables import print_tables, summary_tables, write_csv, write_summary
+from adabench.report.upload import log_to_wandb
+
+__all__ = [
+    "AUTO",
+    "METRIC_KEYS",
+    "TIME_KEYS",
+    "GroupStats",
+    "PairedTest",
+    "baseline_findings",
+    "better",
+    "bootstrap_median_ci",
+    "choose_baselines",
+    "collect_runs",
+    "log_to_wandb",
+    "main",
+    "paired_notes",
+    "paired_tests",
+    "plot_boxes",
+    "plot_roc",
+    "report",
+    "summarize",
+]
+
+
+def report(
+    sweeps: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    baseline: str = AUTO,
+    metric: str = "auroc",
+    plots: bool = True,
+    wandb: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Build the report; returns the rows, statistics, tests and written files."""
+    if metric not in METRIC_KEYS:
+        raise ValueError(f"metric must be one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
+    rows = collect_runs(sweeps)
+    if not rows:
+        raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
+    out = Path(out_dir) if out_dir else Path(sweeps[0])
+    out.mkdir(parents=True, exist_ok=True)
+    stats = summarize(rows, metric)
+    chosen = choose_baselines(stats, baseline, metric)
+    tests = paired_tests(rows, baseline, metric, chosen)
+    failures = [r for r in rows if r["status"] != "completed"]
+    tables = summary_tables(stats, tests, failures, metric)
+    tables["findings"] = baseline_findings(stats, metric)
+    tables["paired_notes"] = paired_notes(chosen, stats, baseline)
+    pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
+    write_csv(rows, out / "results.csv")
+    write_summary(tables, out / "summary.md", metric, [display_path(s) for s in sweeps], pngs)
+    if not quiet:
+        print_tables(tables, metric)
+        print(
+            f"wrote {out / 'results.csv'}, {out / 'summary.md'}"
+            + (f" and {len(pngs)} plots" if pngs else "")
+        )
+    if wandb:
+        log_to_wandb(tables, out, pngs, [str(s) for s in sweeps])
+    return {"rows": rows, "stats": stats, "tests": tests, "failures": failures, "plots": pngs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``adabench report`` / ``python -m adabench.report``."""
+    p = argparse.ArgumentParser(prog="adabench report", description=__doc__.split("\n")[0])
+    p.add_argument("sweeps", nargs="+", help="sweep folders (e.g. multirun/2026-11-23/10-00-00)")
+    p.add_argument("--out", default=None, help="output folder (default: the first sweep folder)")
+    p.add_argument(
+        "--baseline",
+        default=AUTO,
+        help="row the others are paired with (default auto: the best no-training baseline of "
+        "each dataset, else softmax)",
+    )
+    p.add_argument("--metric", default="auroc", choices=METRIC_KEYS)
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any run failed")
+    args = p.parse_args(argv)
+    try:
+        result = report(
+            args.sweeps,
+            args.out,
+            args.baseline,
+            args.metric,
+            plots=not args.no_plots,
+            wandb=args.wandb,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        p.error(str(err))
+    return 1 if args.strict and result["failures"] else 0

@@ -1,0 +1,5 @@
+"""``python -m adabench.report``."""
+
+from adabench.report import main
+
+raise SystemExit(main())

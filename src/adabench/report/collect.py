@@ -1,0 +1,65 @@
+"""Collect the runs of one or more sweeps: one flat row per ``metrics.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from adabench.files import RESULT_FILE, load_result
+from adabench.metrics import METRICS
+
+METRIC_KEYS = tuple(METRICS)
+TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def dataset_label(record: dict) -> str:
+    """The dataset a run belongs to (``folder`` runs are told apart by their root)."""
+    name = record.get("dataset") or "?"
+    if name == "folder":
+        root = ((record.get("config") or {}).get("dataset") or {}).get("root") or ""
+        return f"folder:{Path(str(root)).name}"
+    return str(name)
+
+
+def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One flat row per ``metrics.json`` below ``dirs``; unreadable files become failed rows."""
+    rows = []
+    for d in dirs:
+        d = Path(d)
+        if not d.exists():
+            raise FileNotFoundError(f"Sweep folder {d} does not exist.")
+        for path in sorted(d.rglob(RESULT_FILE)):
+            try:
+                rec = load_result(path)
+            except (OSError, ValueError) as err:
+                rec = {"status": "failed", "error": {"message": f"unreadable {RESULT_FILE}: {err}"}}
+            status = rec.get("status", "failed")
+            if status == "running":
+                status = "interrupted"  # a finished sweep never leaves a run running
+            row: dict[str, Any] = {
+                "run_dir": display_path(path.parent),
+                "status": status,
+                "loss": rec.get("loss"),
+                "dataset": dataset_label(rec),
+                "backbone": rec.get("backbone"),
+                "seed": rec.get("seed"),
+                "baseline": rec.get("baseline") or "",
+                "config_hash": rec.get("config_hash"),
+                "error": (rec.get("error") or {}).get("message", ""),
+            }
+            metrics = rec.get("metrics") or {}
+            times = rec.get("times") or {}
+            row.update({k: metrics.get(k) for k in METRIC_KEYS})
+            row.update({k: times.get(k) for k in TIME_KEYS})
+            rows.append(row)
+    return rows

@@ -1,0 +1,104 @@
+"""The report's PNG plots: box plot of a metric by loss, ROC curves of each loss's median run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adabench.files import SCORES_FILE, atomic_write
+from adabench.metrics import higher_is_better
+
+_PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) marks baselines
+
+
+def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
+    """One PNG per dataset: box plot of ``metric`` by loss with every run overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    by_ds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    no_training = {r["loss"] for r in rows if r.get("baseline")}
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is not None:
+            by_ds[r["dataset"]][r["loss"]].append(float(r[metric]))
+    for ds, losses in sorted(by_ds.items()):
+        sign = -1.0 if higher_is_better(metric) else 1.0
+        names = sorted(losses, key=lambda n: sign * float(np.median(losses[n])))
+        fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
+        box = ax.boxplot([losses[n] for n in names], showfliers=False, patch_artist=True)
+        labels = [f"{n}\n(no training)" if n in no_training else n for n in names]
+        ax.set_xticks(range(1, len(names) + 1), labels, rotation=30, ha="right")
+        rng = np.random.default_rng(0)
+        for i, n in enumerate(names, start=1):
+            base = n in no_training
+            box["boxes"][i - 1].set_facecolor("0.85" if base else "white")
+            if base:  # a dashed line at each baseline's median across the plot
+                ax.axhline(np.median(losses[n]), color="0.5", ls="--", lw=0.8, zorder=0)
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(losses[n])),
+                losses[n],
+                s=14,
+                alpha=0.7,
+                color="0.4" if base else _PALETTE[i % len(_PALETTE)],
+                zorder=3,
+            )
+        ax.set_ylabel(metric.upper())
+        ax.set_title(f"{ds}: {metric} by loss")
+        ax.grid(axis="y", alpha=0.3)
+        written.append(_save_figure(fig, out_dir / f"box_{_safe(ds)}_{metric}.png"))
+    return written
+
+
+def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
+    """One PNG per dataset: the ROC curve of each loss's median run (from ``scores.npz``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from torchmetrics.functional.classification import binary_roc
+
+    written = []
+    by: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
+            by[r["dataset"]][r["loss"]].append(r)
+    for ds, losses in sorted(by.items()):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for loss, rs in sorted(losses.items()):
+            rs = sorted(rs, key=lambda r: r[metric])
+            median_run = rs[(len(rs) - 1) // 2]
+            data = np.load(Path(median_run["run_dir"]) / SCORES_FILE)
+            fpr, tpr, _ = binary_roc(
+                torch.as_tensor(data["score"], dtype=torch.float64),
+                torch.as_tensor(data["is_abnormal"]).long(),
+            )
+            ax.plot(fpr.numpy(), tpr.numpy(), label=f"{loss} (AUROC {median_run['auroc']:.3f})")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{ds}: ROC of the median run per loss")
+        ax.legend(fontsize=8, loc="lower right")
+        written.append(_save_figure(fig, out_dir / f"roc_{_safe(ds)}.png"))
+    return written
+
+
+def _save_figure(fig: Any, path: Path) -> str:
+    """Write ``fig`` as PNG atomically, close it, and return the file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return path.name
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

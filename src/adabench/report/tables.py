@@ -1,0 +1,150 @@
+"""The report as tables: results.csv, summary.md and the console."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from adabench.files import atomic_write
+from adabench.report.collect import METRIC_KEYS, TIME_KEYS
+from adabench.report.stats import GroupStats, PairedTest, fmt
+
+
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    """``results.csv``: one row per run."""
+    fields = [
+        "dataset",
+        "loss",
+        "baseline",
+        "backbone",
+        "seed",
+        "status",
+        *METRIC_KEYS,
+        *TIME_KEYS,
+        "config_hash",
+        "run_dir",
+        "error",
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
+
+
+def summary_tables(
+    stats: Sequence[GroupStats], tests: Sequence[PairedTest], failures: Sequence[dict], metric: str
+) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Headers and rows of the summary, the paired tests and the failures."""
+    s_rows = [
+        [
+            s.dataset,
+            f"{s.loss} (no training)" if s.baseline else s.loss,
+            str(s.n),
+            fmt(s.median),
+            f"{fmt(s.mean)} ± {fmt(s.std)}",
+            fmt(s.iqr),
+            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]",
+            fmt(s.median_train_s, 1),
+        ]
+        for s in stats
+    ]
+    t_rows = [
+        [
+            t.dataset,
+            f"{t.loss} vs {t.baseline}",
+            str(t.n_pairs),
+            f"{t.median_diff:+.4f}",
+            fmt(t.win_rate, 2),
+            fmt(t.p_value),
+        ]
+        for t in tests
+    ]
+    f_rows = [
+        [
+            r["dataset"],
+            str(r["loss"]),
+            str(r["seed"]),
+            r["status"],
+            (r["error"] or "").splitlines()[0][:160] if r["error"] else "",
+            r["run_dir"],
+        ]
+        for r in failures
+    ]
+    return {
+        "summary": (
+            [
+                "dataset",
+                "loss",
+                "n",
+                f"median {metric}",
+                "mean ± std",
+                "IQR",
+                "95% CI of median",
+                "median train s",
+            ],
+            s_rows,
+        ),
+        "paired": (
+            ["dataset", "comparison", "pairs", "median diff", "win rate", "Wilcoxon p"],
+            t_rows,
+        ),
+        "failures": (["dataset", "loss", "seed", "status", "reason", "run"], f_rows),
+    }
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
+    """``summary.md``."""
+    parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
+    parts += ["", "## Per dataset × loss (completed runs)", "", _markdown(*tables["summary"])]
+    parts += [
+        "",
+        "## Against the no-training baselines",
+        "",
+        *[f"- {line}" for line in tables.get("findings", [])],
+        "",
+        "## Paired by seed against the baseline",
+        "",
+        *[f"- {line}" for line in tables.get("paired_notes", [])],
+        "",
+        "Median difference > 0 and win rate > 0.5 favour the loss (for FPR@95%TPR the "
+        "difference is baseline − loss: lower is better); p from the two-sided Wilcoxon "
+        "signed-rank test on the seeds both completed.",
+        "",
+        _markdown(*tables["paired"]),
+    ]
+    if tables["failures"][1]:
+        parts += ["", "## Failed or interrupted runs", "", _markdown(*tables["failures"])]
+    if plots:
+        parts += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    text = "\n".join(parts) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def print_tables(tables: dict, metric: str) -> None:
+    """Print the summary, paired tests and failures with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for key, title in (
+        ("summary", f"{metric} per dataset × loss"),
+        ("paired", "paired by seed vs baseline"),
+        ("failures", "failed or interrupted runs"),
+    ):
+        headers, rows = tables[key]
+        if key == "failures" and not rows:
+            continue
+        t = Table(title=title)
+        for i, h in enumerate(headers):
+            t.add_column(h, no_wrap=i < 2)  # dataset and loss names are never cut
+        for r in rows:
+            t.add_row(*r)
+        console.print(t)
