@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from adabench.resolvers import register
-from adabench.run import train
+from adabench.run import run_job
 
 register()
 
@@ -12,7 +12,7 @@ register()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point."""
-    return train(cfg)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":

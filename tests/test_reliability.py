@@ -188,9 +188,21 @@ def test_unknown_group_option_is_named_by_hydra(override, message):
 
 @pytest.mark.slow
 def test_bad_input_exits_nonzero_with_clear_error(tmp_path):
-    proc = run_train([*SMOKE, "dataset.normal=11", f"hydra.run.dir={tmp_path}/run"], tmp_path)
-    assert proc.returncode != 0
-    assert "class index 11 is out of range; the dataset has 10 classes" in proc.stderr + proc.stdout
+    """Through the real train.py: one error line and where the traceback is; exit code 1."""
+    run = tmp_path / "run"
+    proc = run_train([*SMOKE, "dataset.normal=11", f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "[adabench] error: ConfigError: dataset.normal: class index 11 is out of range; the "
+        "dataset has 10 classes (0..9): 0='0', 1='1', 2='2', 3='3', 4='4', 5='5', 6='6', 7='7', "
+        "8='8', 9='9'.",
+        f"[adabench] arcface-digits-s0 failed; traceback in {run / 'train.log'} "
+        "(or set ADABENCH_TRACEBACK=1)",
+    ]
+    assert proc.stdout == ""
+    log = (run / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and "class index 11" in log
+    assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
 
 
 def test_diverged_run_is_recorded_as_failed(tmp_path):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from adabench.build import build_datamodule, build_module, scorer_factory
+from adabench.build import build_datamodule, build_module, load_saved_weights, scorer_factory
 from adabench.metrics import detection_metrics
-from adabench.run import load_weights
 
 from . import wandb_log
 from .conftest import ROOT
@@ -88,7 +87,7 @@ def test_ddp_two_cpu_processes_match_single_process_scoring(tmp_path):
     cfg.paths.output_dir = str(tmp_path / "single")
     dm = build_datamodule(cfg)
     dm.setup()
-    module = load_weights(build_module(cfg, dm), run / "model.pt")
+    module = load_saved_weights(build_module(cfg, dm), run / "model.pt")
     normal = module.embed(dm.eval_batches(dm.normal_images))
     test = module.embed(dm.eval_batches(dm.test_images))
     scores = scorer_factory(cfg)().fit(normal).score(test)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,21 +48,37 @@ def metrics_files(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
 
 
+def readme_example() -> list[str]:
+    """The output README's quick start says `python train.py` prints."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    marker = "it prints\n\n```\n"
+    block = text[text.index(marker) + len(marker) :]
+    return block[: block.index("```")].strip().splitlines()
+
+
 @pytest.mark.slow
 def test_default_run_writes_metrics(tmp_path):
     """`python train.py` with nothing else: the embedded digits dataset, offline."""
-    proc = run_train(
-        [f"hydra.run.dir={tmp_path}/run", "trainer.enable_progress_bar=false"], tmp_path
-    )
+    run = tmp_path / "run"
+    proc = run_train([f"hydra.run.dir={run}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (m,) = metrics_files(tmp_path / "run")
+    (m,) = metrics_files(run)
     assert m["status"] == "completed" and m["dataset"] == "digits"
     assert 0.0 <= m["metrics"]["auroc"] <= 1.0
     for key in ("aupr", "fpr_at_95tpr", "nn_accuracy"):
         assert key in m["metrics"]
     assert m["data"]["num_classes"] == 9 and m["versions"]["torch"]
-    assert (tmp_path / "run" / "scores.npz").exists()
-    assert "auroc=" in proc.stdout
+    assert (run / "scores.npz").exists() and (run / "split.json").exists()
+    # the console: adabench's line on stdout, README's example to the digit (but time and path)
+    (line,) = proc.stdout.splitlines()
+    (expected,) = readme_example()
+    seconds = re.compile(r"\(\d+\.\ds\) -> \S+$")
+    assert seconds.sub("", line) == seconds.sub("", expected)
+    assert line.endswith(f"-> {run / 'metrics.json'}")
+    for noise in ("GPU available", "litlogger", "limit_train_batches", "LeafSpec", "Warning"):
+        assert noise not in proc.stdout + proc.stderr, noise
+    log = (run / "train.log").read_text()  # the run's log holds what the console leaves out
+    assert "GPU available" in log and line in log
 
 
 @pytest.mark.slow
@@ -71,7 +88,13 @@ def test_multirun_names_runs_records_failures_and_goes_on(tmp_path):
         ["-m", "loss=softmax,arcface_s16", "scorer.k=1,100000", f"hydra.sweep.dir={sweep}", *SMOKE],
         tmp_path,
     )
-    assert proc.returncode != 0  # a job failed: the sweep says so, after running the others
+    assert proc.returncode == 1  # a job failed: the sweep says so, after running the others
+    assert "Traceback" not in proc.stderr + proc.stdout
+    failed_lines = [x for x in proc.stderr.splitlines() if x.startswith("[adabench] FAILED")]
+    reason = "ConfigError: scorer.k=100000 must be between 1 and the number of normal training"
+    assert len(failed_lines) == 2 and all(reason in x for x in failed_lines)  # as they fail
+    listing = proc.stderr[proc.stderr.index("[adabench] 2 job(s) of the sweep failed:") :]
+    assert listing.count(reason) == 2 and listing.count("metrics.json") == 2  # and at the end
     runs = sorted(p.parent.name.rsplit("-", 1)[0] for p in sweep.glob("*/metrics.json"))
     assert runs == [  # folders and results use the same name: the config option's
         "arcface_s16-digits-s0",
@@ -122,7 +145,9 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     m = _train_in_process(tmp_path / "run", "logger=wandb", "logger.mode=auto")
-    assert "W&B: no API key found" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "W&B: no API key found" in out.out
+    assert "anonymous setting" not in out.out + out.err  # no deprecation noise from W&B
     (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
     assert wandb_log.summary(run_file)["test/auroc"] == pytest.approx(m["metrics"]["auroc"])
     # a key in the environment never reaches files we write

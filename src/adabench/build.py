@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from adabench.backbone import create_model, input_normalization
@@ -21,6 +22,7 @@ from adabench.data.datamodule import AnomalyDataModule
 from adabench.embedder import Embedder
 from adabench.errors import ConfigError
 from adabench.lightning_module import AnomalyModule
+from adabench.progress import CompactProgressBar
 from adabench.scoring import Scorer, check_k
 from adabench.stages import split_backbone
 from adabench.trunk_cache import TrunkCache, module_digest, trunk_key
@@ -208,7 +210,12 @@ def build_logger(cfg: DictConfig, run_dir: Path, group: str | None, config: dict
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, logger: Any, callbacks: list[Any]) -> Any:
-    """The Lightning Trainer of the ``trainer`` group with the run's logger and callbacks."""
+    """The Lightning Trainer of the ``trainer`` group with the run's logger and callbacks.
+
+    With the progress bar on, it is :class:`CompactProgressBar` (one line per epoch).
+    """
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [*callbacks, CompactProgressBar()]
     return build(
         cfg.trainer,
         where="trainer",
@@ -216,3 +223,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: Any, callbacks: list[A
         callbacks=callbacks,
         default_root_dir=str(run_dir),
     )
+
+
+def load_saved_weights(module: Any, path: str | Path) -> Any:
+    """Load a ``model.pt`` state dict into ``module`` (``weights_only=True``: no pickled code)."""
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return module

@@ -23,13 +23,13 @@ def train() -> None:
     from omegaconf import DictConfig
 
     from adabench.resolvers import register
-    from adabench.run import train as run_train
+    from adabench.run import run_job
 
     register()
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
     def main(cfg: DictConfig) -> float:
-        return run_train(cfg)
+        return run_job(cfg)
 
     main()
 

@@ -116,3 +116,21 @@ def _built(value: Any, where: str) -> Any:
 
 def _qualname(target: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', target)}"
+
+
+EXAMPLES = {  # what a required value looks like, for the error message
+    "dataset.root": "/data/parts",
+    "dataset.normal": "ok",
+    "dataset.abnormal": "scratch",
+}
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming every required value (``???``) left unset."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        example = " ".join(f"{k}={EXAMPLES.get(k, '<value>')}" for k in missing)
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required and not set; "
+            f"add {'it' if len(missing) == 1 else 'them'} to the command, e.g. {example}"
+        )

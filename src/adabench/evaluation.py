@@ -33,12 +33,14 @@ class Evaluation:
         scores: Per test image: ``score`` (float32) and ``is_abnormal`` (int8), for scores.npz.
         embed_s: Seconds spent embedding.
         score_s: Seconds spent fitting the scorer, scoring and computing the metrics.
+        embeddings: What was scored, with labels (embeddings.npz when ``save_embeddings``).
     """
 
     metrics: dict[str, float]
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     embed_s: float = 0.0
     score_s: float = 0.0
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def evaluate_embeddings(
@@ -67,7 +69,16 @@ def evaluate_embeddings(
             scorer.distance,
         )
     saved = {"score": scores.astype(np.float32), "is_abnormal": is_abnormal.astype(np.int8)}
-    return Evaluation(metrics, saved, score_s=time.perf_counter() - t0)
+    embeddings = {
+        "train": emb["train"].numpy(),
+        "train_labels": dm.train_labels.numpy(),
+        "train_is_normal": dm.train_is_normal.numpy(),
+        "test": emb["test"].numpy(),
+        "test_is_abnormal": is_abnormal,
+        "closed": emb["closed"].numpy(),
+        "closed_labels": dm.closed_labels.numpy(),
+    }
+    return Evaluation(metrics, saved, score_s=time.perf_counter() - t0, embeddings=embeddings)
 
 
 EVAL_PARTS = {"train": "train_images", "test": "test_images", "closed": "closed_images"}

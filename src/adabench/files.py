@@ -9,8 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULT_FILE = "metrics.json"  # one per run: status, metrics, times, config
 SCORES_FILE = "scores.npz"  # one per run: per-test-image anomaly score and label
+SPLIT_FILE = "split.json"  # one per run: which images (pool rows, file names) were in each part
+EMBEDDINGS_FILE = "embeddings.npz"  # with save_embeddings=true: what was scored, with labels
 
 
 def _umask() -> int:
@@ -61,3 +65,13 @@ def read_result(run_dir: str | Path) -> dict | None:
 def sweep_group(sweep_dir: str | Path) -> str:
     """The name that groups a sweep's runs (W&B group, report title): its folder path, flattened."""
     return str(sweep_dir).strip("/").replace("/", "_")
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as a compressed ``.npz``, atomically."""
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic_write(path, save)

@@ -24,6 +24,8 @@ class RunResult:
         times: ``train_s``, ``embed_s``, ``score_s`` (seconds).
         facts: Everything else metrics.json records (data summary, epochs, history, …).
         writer: Whether this process writes the run's files (rank 0).
+        split: Which images were in each part (split.json).
+        embeddings: The scored embeddings and their labels (embeddings.npz, on request).
     """
 
     metrics: dict[str, float]
@@ -31,6 +33,8 @@ class RunResult:
     times: dict[str, float] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     writer: bool = True
+    split: dict[str, Any] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _built_facts(built: BuiltRun) -> dict[str, Any]:
@@ -64,7 +68,15 @@ def fit_and_evaluate(cfg: DictConfig, built: BuiltRun, logger: Any, run_dir: Pat
         "train_loss": _float(metrics_cb.get("train/loss_epoch")),
         "train_acc": _float(metrics_cb.get("train/acc")),
     }
-    return RunResult(final.metrics, final.scores, times, facts, trainer.is_global_zero)
+    return RunResult(
+        final.metrics,
+        final.scores,
+        times,
+        facts,
+        trainer.is_global_zero,
+        built.dm.split_record(),
+        final.embeddings,
+    )
 
 
 def evaluate_baseline(built: BuiltRun) -> RunResult:
@@ -86,7 +98,14 @@ def evaluate_baseline(built: BuiltRun) -> RunResult:
         "world_size": 1,
         "embedding_dim": int(emb["train"].shape[1]),
     }
-    return RunResult(result.metrics, result.scores, times, facts)
+    return RunResult(
+        result.metrics,
+        result.scores,
+        times,
+        facts,
+        split=dm.split_record(),
+        embeddings=result.embeddings,
+    )
 
 
 def _float(value: Any) -> float | None:

@@ -66,7 +66,7 @@ def wandb_logger(
     """
     chosen = wandb_mode(mode, announce_in=run_dir)
     os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(
+    logger = WandbLogger(
         project=project,
         entity=entity,
         name=run_name,
@@ -76,6 +76,12 @@ def wandb_logger(
         mode=chosen,
         config=redact(config),
     )
+    # Lightning always passes anonymous=None, which W&B (>= 0.19) answers with a deprecation
+    # warning on every run; not passing it at all changes nothing else.
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous") is None:
+        init.pop("anonymous", None)
+    return logger
 
 
 def finish_logger(logger: Logger | bool, summary: Mapping[str, Any] | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import traceback
 from datetime import datetime, timezone
@@ -130,3 +131,12 @@ class RunRecord:
     def _write(self) -> None:
         if self.writer:
             write_json(self.path, self.data)
+
+
+def remove_if_empty(run_dir: Path, keep: Path) -> None:
+    """Remove a skipped job's new folder when it holds only Hydra's files (no duplicate folders)."""
+    if run_dir.resolve() == Path(keep).resolve():
+        return
+    own = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log")]
+    if not own:
+        shutil.rmtree(run_dir, ignore_errors=True)

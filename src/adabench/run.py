@@ -16,14 +16,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from adabench.config import check_required
+from adabench.console import report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
-from adabench.files import RESULT_FILE, SCORES_FILE, atomic_write
+from adabench.files import (
+    EMBEDDINGS_FILE,
+    RESULT_FILE,
+    SCORES_FILE,
+    SPLIT_FILE,
+    atomic_write,
+    save_arrays,
+    write_json,
+)
 from adabench.loggers import finish_logger, redact
 from adabench.metrics import METRICS
-from adabench.record import RunRecord, config_hash, find_completed, git_commit, package_versions
+from adabench.record import (
+    RunRecord,
+    config_hash,
+    find_completed,
+    git_commit,
+    package_versions,
+    remove_if_empty,
+)
 from adabench.runtime import configure_process
 
 WEIGHTS_FILE = "model.pt"
@@ -67,6 +83,30 @@ def _sigterm_raises(received: list[RunInterrupted]) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_folder(cfg: DictConfig, ctx: RunContext) -> Path:
+    """The run's folder: ``paths.output_dir``, else Hydra's output folder, else outputs/run."""
+    return Path(cfg.get("paths", {}).get("output_dir") or ctx.output_dir or "outputs/run")
+
+
+def run_job(cfg: DictConfig) -> float:
+    """The task function of ``train.py`` and ``adabench-train``: :func:`train`, errors shown short.
+
+    A failed single run exits 1 after one error line; a failed job of a sweep returns NaN so
+    the sweep goes on (:class:`adabench.console.SweepFailures` lists the failures and exits 1
+    at the end). Interrupts (Ctrl-C, SIGTERM) still stop everything.
+    """
+    ctx = RunContext.from_hydra()
+    try:
+        return train(cfg, ctx)
+    except Exception as err:
+        in_sweep = ctx.sweep_dir is not None
+        if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
+            raise
+        if in_sweep:
+            return float("nan")
+        raise SystemExit(1) from None
+
+
 def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
     """Run one training + evaluation and write ``metrics.json``; returns the AUROC.
 
@@ -78,14 +118,17 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     ctx = ctx or RunContext.from_hydra()
-    run_dir = Path(cfg.get("paths", {}).get("output_dir") or ctx.output_dir or "outputs/run")
+    route_library_logs()
+    check_required(cfg)
+    run_dir = run_folder(cfg, ctx)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(resolved)
     done = find_completed(run_dir, chash, ctx.sweep_dir) if cfg.get("resume", True) else None
     if done is not None and is_rank_zero():
         where, previous = done
-        print(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
+        say(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
+        remove_if_empty(run_dir, keep=where)
         return float(previous["metrics"]["auroc"])
     config = redact(resolved)
     record = RunRecord(
@@ -114,8 +157,11 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
             logger, result = _run(cfg, ctx, run_dir, config, times)
         times.update(result.times)
         record.completed(result.metrics, result.facts)
-        if result.writer and result.scores:
-            _save_scores(run_dir / SCORES_FILE, result.scores)
+        if result.writer:
+            save_arrays(run_dir / SCORES_FILE, result.scores)
+            write_json(run_dir / SPLIT_FILE, result.split)
+            if cfg.get("save_embeddings"):
+                save_arrays(run_dir / EMBEDDINGS_FILE, result.embeddings)
     except BaseException as err:
         # an interrupt reaches here as SystemExit from Lightning's interrupt handling
         record.failed(interrupts[0] if interrupts else err)
@@ -173,29 +219,13 @@ def _close_logger(logger: Any, record: dict) -> None:
     try:
         finish_logger(logger, summary)
     except Exception as err:  # noqa: BLE001 - a logger failure must not hide the result
-        print(f"warning: closing the logger failed: {err}")
-
-
-def _save_scores(path: Path, scores: dict[str, np.ndarray]) -> None:
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **scores)
-
-    atomic_write(path, save)
-
-
-def load_weights(module: Any, path: str | Path) -> Any:
-    """Load a ``model.pt`` state dict into ``module`` (``weights_only=True``: no pickled code)."""
-    import torch
-
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return module
+        say(f"[adabench] warning: closing the logger failed: {err}", err=True)
 
 
 def _print_result(record: dict, run_dir: Path) -> None:
     m = record["metrics"]
     parts = [f"{k}={m[k]:.4f}" for k in METRICS if k in m]
-    print(
+    say(
         f"[adabench] {record['run_name']}: {' '.join(parts)} "
         f"({record['times']['total_s']:.1f}s) -> {run_dir / RESULT_FILE}"
     )

@@ -11,11 +11,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch
 from adabench.data.images import ImagePool
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.sources import build_source
-from adabench.data.splits import Split, SplitCounts, make_split, training_labels
+from adabench.data.splits import (
+    Split,
+    SplitCounts,
+    make_split,
+    resolve_classes,
+    training_labels,
+)
 from adabench.errors import DataError
 
 
@@ -43,7 +50,9 @@ def _align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
             f"Test classes {extra} have no train folder; train classes are {train.classes}."
         )
     lut = torch.tensor([train.classes.index(c) for c in test.classes])
-    return ImagePool(test.images, lut[test.labels], list(train.classes), test.skipped, test.key)
+    return ImagePool(
+        test.images, lut[test.labels], list(train.classes), test.skipped, test.key, test.ids
+    )
 
 
 class AnomalyDataModule(L.LightningDataModule):
@@ -84,11 +93,16 @@ class AnomalyDataModule(L.LightningDataModule):
         """Load (or read cached) pools and draw the split; idempotent."""
         if self.split is not None:
             return
+        names = self.source.class_names()
+        if names is not None:  # a typo fails now, not after decoding a large folder
+            for role in ("normal", "abnormal", "reference"):
+                resolve_classes(self.cfg.get(role), names, role)
         name = str(self.cfg.get("name", "pool"))
         train = load_pool("train", self.source, self.cache_dir, name)
         test = _align_classes(train, load_pool("test", self.source, self.cache_dir, name))
         self.class_names = train.classes
         self.pool_keys = {"train": train.key, "test": test.key}
+        self.pool_ids = {"train": train.ids, "test": test.ids}
         self.skipped = train.skipped + test.skipped
         counts = SplitCounts(**{k: self.cfg.get(k) for k in SplitCounts.__dataclass_fields__})
         self.split = make_split(
@@ -179,6 +193,11 @@ class AnomalyDataModule(L.LightningDataModule):
             "inputs": self.inputs,
             "augmentation": self.augmentation(),
         }
+
+    def split_record(self) -> dict[str, Any]:
+        """Which images are in each part (:func:`adabench.data.audit.split_record`)."""
+        assert self.split is not None, "call setup() first"
+        return split_record(self.split, self.class_names, self.pool_ids)
 
     def augmentation(self) -> str:
         """The training augmentation in force, in words (for metrics.json)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from adabench.data.images import ImagePool
 from adabench.errors import ConfigError, DataError
@@ -23,6 +24,7 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 ON_CORRUPT = ("error", "skip")
+PROGRESS_FROM = 2000  # folders with at least this many images show a decoding progress bar
 Image.MAX_IMAGE_PIXELS = 1 << 30  # large inspection images are legitimate; memory is bounded below
 
 
@@ -38,7 +40,7 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
             "<root>/train/<class>/<image> and <root>/test/<class>/<image>; "
             "set dataset.root=/path/to/root."
         )
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = class_folders(root)
     if not classes:
         raise DataError(
             f"Image folder {root} has no class sub-folders (expected {root}/<class>/…)."
@@ -61,6 +63,13 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
                 f"{', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder."
             )
     return classes, files, ignored
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class names of ``root`` (its sorted sub-folders) without reading any image."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def listing_fingerprint(root: Path) -> str:
@@ -121,8 +130,19 @@ def load_image_folder(
         except Exception as err:  # noqa: BLE001 - collected and reported below
             return f"{item[0]} ({type(err).__name__}: {err})"
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        decoded = list(pool.map(work, files, chunksize=64))
+    bar = tqdm(
+        total=len(files),
+        desc=f"decoding {root}",
+        unit="img",
+        disable=len(files) < PROGRESS_FROM,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
+    with bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = []
+        for item in pool.map(work, files, chunksize=64):
+            decoded.append(item)
+            bar.update()
     bad = [d for d in decoded if isinstance(d, str)]
     if bad and on_corrupt == "error":
         shown = "\n  ".join(bad[:20]) + (f"\n  … and {len(bad) - 20} more" if len(bad) > 20 else "")
@@ -136,4 +156,5 @@ def load_image_folder(
     images = torch.from_numpy(np.stack([decoded[i] for i in keep]))
     labels = torch.tensor([files[i][1] for i in keep], dtype=torch.int64)
     skipped = [d for d in decoded if isinstance(d, str)]
-    return ImagePool(images, labels, classes, skipped)
+    ids = [files[i][0].relative_to(root).as_posix() for i in keep]
+    return ImagePool(images, labels, classes, skipped, ids=ids)

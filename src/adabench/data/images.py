@@ -21,6 +21,8 @@ class ImagePool:
         classes: Class names, by index.
         skipped: Files that could not be read and were skipped (``on_corrupt: skip``).
         key: Its :func:`cache_key` (the pool's identity in caches), when it was computed.
+        ids: Each image's identity in its source (a file path relative to the folder), or
+            ``None`` when the row index is the identity (torchvision, digits).
     """
 
     images: Tensor
@@ -28,6 +30,7 @@ class ImagePool:
     classes: list[str]
     skipped: list[str] = field(default_factory=list)
     key: str | None = None
+    ids: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

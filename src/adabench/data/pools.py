@@ -14,7 +14,7 @@ from adabench.data.sources import ImageSource
 from adabench.errors import ConfigError
 from adabench.files import atomic_write
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def cache_key(split: str, source: ImageSource) -> str:
@@ -61,6 +61,7 @@ def load_pool(
                     list(blob["classes"]),
                     list(blob["skipped"]),
                     key,
+                    blob["ids"],
                 )
             except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
                 path.unlink(missing_ok=True)
@@ -73,6 +74,7 @@ def load_pool(
             "labels": pool.labels,
             "classes": pool.classes,
             "skipped": pool.skipped,
+            "ids": pool.ids,
         }
         atomic_write(path, lambda tmp: torch.save(blob, tmp))
     return pool

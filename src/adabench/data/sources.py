@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from adabench.config import build
-from adabench.data.folder import listing_fingerprint, load_image_folder
+from adabench.data.folder import class_folders, listing_fingerprint, load_image_folder
 from adabench.data.images import ImagePool
 from adabench.errors import DataError
 
@@ -56,6 +56,13 @@ class ImageSource:
         """What identifies the decoded pool of ``split`` besides size and channels."""
         raise NotImplementedError
 
+    def class_names(self) -> list[str] | None:
+        """The class names, when they are known without loading the images (else ``None``).
+
+        The DataModule checks the configured classes against them before anything is decoded.
+        """
+        return None
+
 
 def _expand(root: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(root)))
@@ -69,6 +76,10 @@ class Digits(ImageSource):
     ) -> None:
         super().__init__(image_size, channels)
         self.test_fraction, self.holdout_seed = float(test_fraction), int(holdout_seed)
+
+    def class_names(self) -> list[str]:
+        """``0`` … ``9``."""
+        return [str(i) for i in range(10)]
 
     def identity(self, split: str) -> dict[str, Any]:
         """The hold-out settings."""
@@ -125,14 +136,22 @@ class Torchvision(ImageSource):
                 cls.__name__ if cls.__name__ != "CIFAR10" else "cifar-10-batches-py"
             )
             how = (
-                "the download failed (no internet?); download it on a machine with internet "
-                "and copy it there, or"
+                "the download failed (no internet?). Download it on a machine with internet "
+                "and copy it here, or point dataset.root=/path/to/dir at a folder that holds it "
+                "(with dataset.download=false)"
                 if self.download
-                else "download is off; add dataset.download=true (needs internet), or"
+                else "download is off; add dataset.download=true (needs internet), or point "
+                "dataset.root=/path/to/dir at a folder that holds it"
             )
             raise DataError(
                 f"{self.dataset} {split} data not found under {where} ({type(err).__name__}: "
-                f"{err}). {how} point dataset.root=/path/to/dir at a folder that holds it."
+                f"{err}): {how}. Images as files instead: dataset=folder dataset.root=DIR with "
+                f"DIR/{{train,test}}/<class>/<image>"
+                + (
+                    " (CIFAR-10 as JPEGs: dataset=cifar10_jpg)."
+                    if self.dataset == "CIFAR10"
+                    else "."
+                )
             ) from err
         images = torch.as_tensor(np.asarray(ds.data))
         images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
@@ -160,6 +179,10 @@ class ImageFolder(ImageSource):
         super().__init__(image_size, channels)
         self.root, self.on_corrupt = _expand(root), str(on_corrupt)
         self.workers = int(decode_workers or min(8, os.cpu_count() or 1))
+
+    def class_names(self) -> list[str] | None:
+        """The sub-folders of ``<root>/train`` (``None`` when it is missing: loading says so)."""
+        return class_folders(self.root / "train") or None
 
     def identity(self, split: str) -> dict[str, Any]:
         """The folder and a fingerprint of its listing (names, sizes, modification times)."""

@@ -10,9 +10,80 @@ from typing import Any
 import numpy as np
 
 from adabench.files import SCORES_FILE, atomic_write
-from adabench.metrics import higher_is_better
+from adabench.metrics import METRICS, higher_is_better
 
 _PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) marks baselines
+_GREYS = ("0.35", "0.6", "0.2", "0.75")
+# the order of the losses in every plot: no-training rows first, then the heads as in README
+LOSS_ORDER = (
+    "softmax",
+    "l2softmax",
+    "arcface",
+    "arcface_s16",
+    "cosface",
+    "cosface_s16",
+    "sphereface",
+    "adacos_fixed",
+    "adacos_dynamic",
+)
+CHANCE_SHARE = 0.4  # the chance level is drawn when the data still fills this share of the axis
+
+
+def loss_order(names: Sequence[str], baselines: set[str]) -> list[str]:
+    """``names`` in the report's one order: baselines, then LOSS_ORDER, then the rest by name."""
+
+    def key(n: str) -> tuple[int, int, str]:
+        if n in baselines:
+            return (0, 0, n)
+        return (1, LOSS_ORDER.index(n), n) if n in LOSS_ORDER else (2, 0, n)
+
+    return sorted(names, key=key)
+
+
+def loss_colours(rows: Sequence[dict]) -> dict[str, str]:
+    """One colour per loss for every plot of a report: greys for the no-training rows."""
+    baselines = {r["loss"] for r in rows if r.get("baseline")}
+    names = loss_order({r["loss"] for r in rows if r.get("loss")}, baselines)
+    trained = [n for n in names if n not in baselines]
+    out = {n: _GREYS[i % len(_GREYS)] for i, n in enumerate(n for n in names if n in baselines)}
+    out.update({n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(trained)})
+    return out
+
+
+def _chance_axis(ax: Any, values: Sequence[float], metric: str) -> None:
+    """Show the metric's chance level on the y-axis, or say where it is.
+
+    It is left off the axis (with a note) when showing it would squash the data into a sliver.
+    """
+    chance = METRICS[metric].chance if metric in METRICS else None
+    lo, hi = float(min(values)), float(max(values))
+    pad = max(0.01, 0.08 * (hi - lo))
+    if chance is None:
+        return
+    span = max(hi, chance) - min(lo, chance)
+    if lo <= chance <= hi or (hi - lo + 2 * pad) >= CHANCE_SHARE * (span + 2 * pad):
+        ax.axhline(chance, color="tab:red", ls=":", lw=1.0, zorder=0)
+        ax.text(
+            0.01,
+            chance,
+            f" chance {chance:g}",
+            color="tab:red",
+            fontsize=8,
+            va="bottom",
+            transform=ax.get_yaxis_transform(),
+        )
+        ax.set_ylim(min(lo, chance) - pad, max(hi, chance) + pad)
+    else:
+        ax.set_ylim(lo - pad, hi + pad)
+        where = "below" if chance < lo else "above"
+        ax.text(
+            0.01,
+            0.01 if chance < lo else 0.95,
+            f"chance level {chance:g} is {where} the axis",
+            color="tab:red",
+            fontsize=8,
+            transform=ax.transAxes,
+        )
 
 
 def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
@@ -25,12 +96,12 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
     written = []
     by_ds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     no_training = {r["loss"] for r in rows if r.get("baseline")}
+    colours = loss_colours(rows)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
             by_ds[r["dataset"]][r["loss"]].append(float(r[metric]))
     for ds, losses in sorted(by_ds.items()):
-        sign = -1.0 if higher_is_better(metric) else 1.0
-        names = sorted(losses, key=lambda n: sign * float(np.median(losses[n])))
+        names = loss_order(list(losses), no_training)
         fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
         box = ax.boxplot([losses[n] for n in names], showfliers=False, patch_artist=True)
         labels = [f"{n}\n(no training)" if n in no_training else n for n in names]
@@ -46,10 +117,12 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
                 losses[n],
                 s=14,
                 alpha=0.7,
-                color="0.4" if base else _PALETTE[i % len(_PALETTE)],
+                color=colours[n],
                 zorder=3,
             )
-        ax.set_ylabel(metric.upper())
+        _chance_axis(ax, [v for n in names for v in losses[n]], metric)
+        better = "higher" if higher_is_better(metric) else "lower"
+        ax.set_ylabel(f"{metric.upper()} ({better} is better)")
         ax.set_title(f"{ds}: {metric} by loss")
         ax.grid(axis="y", alpha=0.3)
         written.append(_save_figure(fig, out_dir / f"box_{_safe(ds)}_{metric}.png"))
@@ -67,12 +140,15 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
 
     written = []
     by: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    no_training = {r["loss"] for r in rows if r.get("baseline")}
+    colours = loss_colours(rows)
     for r in rows:
         if r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
             by[r["dataset"]][r["loss"]].append(r)
     for ds, losses in sorted(by.items()):
         fig, ax = plt.subplots(figsize=(5, 5))
-        for loss, rs in sorted(losses.items()):
+        for loss in loss_order(list(losses), no_training):
+            rs = losses[loss]
             rs = sorted(rs, key=lambda r: r[metric])
             median_run = rs[(len(rs) - 1) // 2]
             data = np.load(Path(median_run["run_dir"]) / SCORES_FILE)
@@ -80,8 +156,14 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
                 torch.as_tensor(data["score"], dtype=torch.float64),
                 torch.as_tensor(data["is_abnormal"]).long(),
             )
-            ax.plot(fpr.numpy(), tpr.numpy(), label=f"{loss} (AUROC {median_run['auroc']:.3f})")
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+            ax.plot(
+                fpr.numpy(),
+                tpr.numpy(),
+                color=colours[loss],
+                ls="--" if loss in no_training else "-",
+                label=f"{loss} (AUROC {median_run['auroc']:.3f})",
+            )
+        ax.plot([0, 1], [0, 1], color="tab:red", ls=":", lw=0.8, label="chance")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.set_title(f"{ds}: ROC of the median run per loss")

@@ -148,3 +148,8 @@ def print_tables(tables: dict, metric: str) -> None:
         for r in rows:
             t.add_row(*r)
         console.print(t)
+        if key == "paired":  # what each dataset was paired with, or why nothing was
+            for line in tables.get("paired_notes", []):
+                console.print(f"  {line}", soft_wrap=True)
+            for line in tables.get("findings", []):
+                console.print(f"  {line.replace('**', '')}", soft_wrap=True)

@@ -1,0 +1,74 @@
+"""What a user sees: adabench's own lines on the console, everything else in the run's log.
+
+- :func:`say` prints one adabench line to stdout and writes it to the run's ``train.log``.
+- :func:`route_library_logs` sends Lightning's info lines (accelerator, tips) to the log file
+  instead of the console; its warnings still reach the console through Hydra's handlers.
+- :func:`report_failure` is how :func:`adabench.run.run_job` shows an error: a failed single
+  run ends with one error line (its hint included) on stderr and exit code 1, the traceback in
+  ``train.log`` (on the console too with ``ADABENCH_TRACEBACK=1``); a failed job of a sweep is
+  printed as it fails and the sweep goes on.
+- :class:`adabench.sweep_callback.SweepFailures` lists every failed job when a sweep ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+log = logging.getLogger("adabench")
+_trace = logging.getLogger("adabench.trace")
+TRACEBACK_ENV = "ADABENCH_TRACEBACK"
+
+
+def say(message: str, err: bool = False) -> None:
+    """Print an adabench line (stdout, or stderr with ``err``) and write it to the run's log."""
+    print(message, file=sys.stderr if err else sys.stdout, flush=True)
+    log.info(message)
+
+
+def route_library_logs() -> None:
+    """Lightning's info lines go to the log file, not the console (idempotent).
+
+    Lightning gives its loggers a console handler of their own when it is imported before
+    logging is configured; they are removed here so its records reach the root handlers, which
+    Hydra set up: the file at INFO, the console from WARNING.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def error_text(err: BaseException) -> str:
+    """The error as the user reads it: the message (its hint included), with its type."""
+    message = str(err).strip() or type(err).__name__
+    return f"{type(err).__name__}: {message}"
+
+
+def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool) -> bool:
+    """Show a failed run the short way; returns whether the caller should re-raise instead.
+
+    The traceback always goes to the run's log. In a sweep: one ``FAILED`` line, and the sweep
+    goes on. A single run: the error line and where its traceback is, unless
+    ``ADABENCH_TRACEBACK`` (or Hydra's ``HYDRA_FULL_ERROR``) asks for the traceback itself.
+    """
+    _trace.info("".join(traceback.format_exception(err)))
+    if in_sweep:
+        say(f"[adabench] FAILED {run_name}: {error_text(err)}", err=True)
+        return False
+    if os.environ.get(TRACEBACK_ENV) or os.environ.get("HYDRA_FULL_ERROR"):
+        return True
+    say(f"[adabench] error: {error_text(err)}", err=True)
+    say(
+        f"[adabench] {run_name} failed; traceback in {run_dir / 'train.log'} "
+        f"(or set {TRACEBACK_ENV}=1)",
+        err=True,
+    )
+    return False
