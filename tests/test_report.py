@@ -247,13 +247,15 @@ def test_losses_are_paired_with_the_best_no_training_baseline(tmp_path):
     )
 
 
-def test_report_explains_a_missing_comparison_row(tmp_path):
+def test_report_explains_a_missing_comparison_row(tmp_path, capsys):
     sweep = make_sweep(tmp_path / "sweep")
     for f in sweep.glob("*softmax*/metrics.json"):
         f.unlink()
     out = tmp_path / "out"
-    result = report([sweep], out, quiet=True)
+    result = report([sweep], out)
     assert result["tests"] == []
+    console = " ".join(capsys.readouterr().out.split())  # the console says why, too
+    assert "no no-training baseline and no softmax run to pair with, so no paired tests" in console
     md = (out / "summary.md").read_text()
     assert "no no-training baseline and no softmax run to pair with, so no paired tests" in md
     assert "add loss=baseline_pixels,baseline_features to the sweep" in md
