@@ -56,10 +56,12 @@ class AnomalyModule(L.LightningModule):
         emb = self(images)
         loss = self.head(emb, labels)
         self._nonfinite |= ~torch.isfinite(loss.detach())  # checked once per epoch: no host sync
-        with torch.no_grad():
-            self.train_acc(self.head.logits(emb.detach()).argmax(1), labels)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        with torch.no_grad():
+            logits = self.head.logits(emb.detach())
+        if logits is not None:  # pair / triplet losses have no classes to predict
+            self.train_acc(logits.argmax(1), labels)
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         scale = getattr(self.head, "scale", None)
         if isinstance(scale, Tensor):
             self.log("train/scale", scale, on_step=False, on_epoch=True)

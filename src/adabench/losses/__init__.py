@@ -3,6 +3,7 @@
 from adabench.losses.adacos import AdaCosHead, adacos_fixed_scale
 from adabench.losses.base import ClassificationHead, CosineHead
 from adabench.losses.margins import ArcFaceHead, CosFaceHead, SphereFaceHead
+from adabench.losses.pml import PMLHead
 from adabench.losses.softmax import L2SoftmaxHead, SoftmaxHead
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "CosFaceHead",
     "CosineHead",
     "L2SoftmaxHead",
+    "PMLHead",
     "SoftmaxHead",
     "SphereFaceHead",
     "adacos_fixed_scale",
