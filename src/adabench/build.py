@@ -36,6 +36,7 @@ def build_datamodule(cfg: DictConfig) -> AnomalyDataModule:
         batch_size=int(cfg.batch_size),
         eval_batch_size=int(cfg.eval_batch_size),
         cache_dir=cfg.paths.get("cache_dir"),
+        protocol=str(cfg.get("protocol", {}).get("name", "anomaly")),
     )
 
 
@@ -168,8 +169,16 @@ def build_run(cfg: DictConfig) -> BuiltRun:
     dm = build_datamodule(cfg)
     dm.setup("fit")
     make_scorer = scorer_factory(cfg)
-    check_k(int(cfg.scorer.k), len(dm.split.normal_train))  # fail before training, not after
+    if dm.protocol != "classification":  # fail before training, not after
+        check_k(int(cfg.scorer.k), len(dm.split.normal_train))
     baseline = build(cfg.loss, where="loss") if is_baseline(cfg) else None
+    if baseline is None and dm.num_classes < 2:
+        raise ConfigError(
+            f"loss={cfg.loss.name} learns to tell classes apart, but this split trains on one "
+            f"class ({', '.join(dm.summary()['normal'])}), as protocol=one_vs_rest does. Use a "
+            "no-training row (loss=baseline_features or loss=baseline_pixels), or name "
+            "reference classes (dataset.reference) under protocol=anomaly."
+        )
     embedder, info = None, {}
     if baseline is None or baseline.needs_embedder:
         embedder, info = build_embedder(cfg, dm)

@@ -60,7 +60,7 @@ def evaluate_embeddings(
     scores = scorer.score(emb["test"])
     is_abnormal = dm.test_is_abnormal.numpy()
     metrics: dict[str, float] = detection_metrics(scores, is_abnormal)
-    if len(emb["closed"]):
+    if len(emb["closed"]) and dm.num_classes > 1:  # one class alone: nothing to tell apart
         metrics["nn_accuracy"] = nn_accuracy(
             emb["train"],
             dm.train_labels.numpy(),
@@ -77,6 +77,46 @@ def evaluate_embeddings(
         "test_is_abnormal": is_abnormal,
         "closed": emb["closed"].numpy(),
         "closed_labels": dm.closed_labels.numpy(),
+    }
+    return Evaluation(metrics, saved, score_s=time.perf_counter() - t0, embeddings=embeddings)
+
+
+def evaluate_classification(
+    dm: AnomalyDataModule, emb: dict[str, Tensor], head: Any, distance: str = "cosine"
+) -> Evaluation:
+    """``protocol=classification``: every test image classified, by the head and by 1-NN.
+
+    Metrics: ``test_accuracy`` (argmax of the head's margin-free logits), ``test_loss`` (the
+    training loss on the test images: margins included) and ``knn_accuracy`` (the nearest
+    training embedding's class). Without a head (no-training rows), only ``knn_accuracy``.
+    """
+    t0 = time.perf_counter()
+    labels = dm.closed_labels
+    knn = nn_accuracy(
+        emb["train"], dm.train_labels.numpy(), emb["closed"], labels.numpy(), distance
+    )
+    metrics: dict[str, float] = {"knn_accuracy": knn}
+    saved = {"label": labels.numpy().astype(np.int64)}
+    if head is not None:
+        device = next(iter(head.parameters()), torch.zeros(0)).device
+        x, y = emb["closed"].to(device), labels.to(device)
+        was = head.training
+        head.eval()  # no scale updates (AdaCos) or annealing steps (SphereFace) on test data
+        try:
+            with torch.no_grad():
+                logits = head.logits(x)
+                metrics["test_loss"] = float(head(x, y))
+        finally:
+            head.train(was)
+        if logits is not None:
+            predicted = logits.argmax(1).cpu()
+            metrics["test_accuracy"] = float((predicted == labels).float().mean())
+            saved["predicted"] = predicted.numpy().astype(np.int64)
+    embeddings = {
+        "train": emb["train"].numpy(),
+        "train_labels": dm.train_labels.numpy(),
+        "test": emb["closed"].numpy(),
+        "test_labels": labels.numpy(),
     }
     return Evaluation(metrics, saved, score_s=time.perf_counter() - t0, embeddings=embeddings)
 
@@ -124,6 +164,8 @@ class AnomalyEvaluation(L.Callback):
     ) -> Tensor:
         """Embeddings of ``images``; under DDP each rank embeds a shard and all are gathered."""
         world = trainer.world_size
+        if len(images) == 0:  # e.g. no anomaly test images under protocol=classification
+            return torch.zeros(0, module.embedder.embedding_dim)
         if world == 1:
             return module.embed(dm.eval_batches(images))
         per = math.ceil(len(images) / world)
@@ -149,7 +191,11 @@ class AnomalyEvaluation(L.Callback):
         embed_s = time.perf_counter() - t0
         result: Evaluation | None = None
         if trainer.global_rank == 0:
-            result = evaluate_embeddings(dm, emb, self.make_scorer())
+            scorer = self.make_scorer()
+            if dm.protocol == "classification":
+                result = evaluate_classification(dm, emb, module.head, scorer.distance)
+            else:
+                result = evaluate_embeddings(dm, emb, scorer)
             result.embed_s = embed_s
         if distributed:
             result = trainer.strategy.broadcast(result, src=0)

@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from adabench.build import BuiltRun, build_trainer, training_callbacks
-from adabench.evaluation import EVAL_PARTS, AnomalyEvaluation, Evaluation, evaluate_embeddings
+from adabench.evaluation import (
+    EVAL_PARTS,
+    AnomalyEvaluation,
+    Evaluation,
+    evaluate_classification,
+    evaluate_embeddings,
+)
 
 
 @dataclass
@@ -60,6 +67,9 @@ def fit_and_evaluate(cfg: DictConfig, built: BuiltRun, logger: Any, run_dir: Pat
         "score_s": final.score_s,
     }
     metrics_cb = trainer.callback_metrics
+    train_acc = _float(metrics_cb.get("train/acc"))
+    if built.dm.protocol == "classification" and train_acc is not None:
+        final.metrics["train_accuracy"] = train_acc
     facts = {
         **_built_facts(built),
         "history": evaluator.history,
@@ -88,9 +98,16 @@ def evaluate_baseline(built: BuiltRun) -> RunResult:
     emb = {
         part: built.baseline.vectors(built.embedder, dm.eval_batches(getattr(dm, attr)), trunk)
         for part, attr in EVAL_PARTS.items()
+        if len(getattr(dm, attr))
     }
+    width = next(iter(emb.values())).shape[1]
+    emb = {part: emb.get(part, torch.zeros(0, width)) for part in EVAL_PARTS}
     embed_s = time.perf_counter() - t0
-    result = evaluate_embeddings(dm, emb, built.make_scorer())
+    scorer = built.make_scorer()
+    if dm.protocol == "classification":
+        result = evaluate_classification(dm, emb, None, scorer.distance)
+    else:
+        result = evaluate_embeddings(dm, emb, scorer)
     times = {"train_s": 0.0, "embed_s": embed_s, "score_s": result.score_s}
     facts = {
         **_built_facts(built),

@@ -3,8 +3,9 @@
 Detection metrics are functions of ``(scores, is_abnormal)`` (abnormal = positive, higher score
 = more anomalous), computed with torchmetrics in float64. A new one is a function and a
 :func:`register` line here; runs record it and the report's tables, plots and ``--metric``
-choices pick it up from :data:`METRICS`. ``nn_accuracy`` (closed-set 1-NN accuracy) is computed
-from labelled embeddings in :mod:`adabench.evaluation` and only described here.
+choices pick it up from :data:`METRICS`. ``nn_accuracy`` (closed-set 1-NN accuracy) and the
+classification protocol's accuracies and loss are computed in :mod:`adabench.evaluation` and only
+described here.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ register(Metric("auroc", True, 0.5, lambda p, t: float(binary_auroc(p, t))))
 register(Metric("aupr", True, None, lambda p, t: float(binary_average_precision(p, t))))
 register(Metric("fpr_at_95tpr", False, 0.95, _fpr_at_95tpr))
 register(Metric("nn_accuracy", True, None))
+# protocol=classification (adabench.evaluation.evaluate_classification)
+register(Metric("train_accuracy", True, None))
+register(Metric("test_accuracy", True, None))
+register(Metric("test_loss", False, None))
+register(Metric("knn_accuracy", True, None))
 
 
 def higher_is_better(name: str) -> bool:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from adabench.config import check_required
 from adabench.console import report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
+from adabench.data.protocols import PRIMARY_METRIC
 from adabench.files import (
     EMBEDDINGS_FILE,
     RESULT_FILE,
@@ -83,6 +84,20 @@ def _sigterm_raises(received: list[RunInterrupted]) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def primary_metric(record: dict) -> float:
+    """The number a run returns to Hydra (and sweepers).
+
+    AUROC, or under ``protocol=classification`` the test accuracy (k-NN accuracy for rows
+    without a head).
+    """
+    metrics = record.get("metrics") or {}
+    first = PRIMARY_METRIC.get(record.get("protocol") or "anomaly", "auroc")
+    for key in (first, "knn_accuracy", "auroc"):
+        if key in metrics:
+            return float(metrics[key])
+    return float("nan")
+
+
 def run_folder(cfg: DictConfig, ctx: RunContext) -> Path:
     """The run's folder: ``paths.output_dir``, else Hydra's output folder, else outputs/run."""
     return Path(cfg.get("paths", {}).get("output_dir") or ctx.output_dir or "outputs/run")
@@ -129,7 +144,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
         where, previous = done
         say(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
         remove_if_empty(run_dir, keep=where)
-        return float(previous["metrics"]["auroc"])
+        return primary_metric(previous)
     config = redact(resolved)
     record = RunRecord(
         run_dir,
@@ -139,6 +154,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
             "dataset": str(cfg.dataset.name),
             "backbone": cfg.backbone.name,
             "seed": int(cfg.seed),
+            "protocol": str(cfg.get("protocol", {}).get("name", "anomaly")),
             "baseline": None,
             "config_hash": chash,
             "versions": package_versions(),
@@ -173,7 +189,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
             _close_logger(logger, record.data)
     if record.writer:
         _print_result(record.data, run_dir)
-    return float(record.data["metrics"]["auroc"])
+    return primary_metric(record.data)
 
 
 def _run(

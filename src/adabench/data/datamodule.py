@@ -15,14 +15,9 @@ from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch
 from adabench.data.images import ImagePool
 from adabench.data.pools import cache_key, load_pool
+from adabench.data.protocols import check_protocol, draw_split
 from adabench.data.sources import build_source
-from adabench.data.splits import (
-    Split,
-    SplitCounts,
-    make_split,
-    resolve_classes,
-    training_labels,
-)
+from adabench.data.splits import Split, is_rest, resolve_classes, training_labels
 from adabench.errors import DataError
 
 
@@ -65,6 +60,7 @@ class AnomalyDataModule(L.LightningDataModule):
         batch_size: Training batch size.
         eval_batch_size: Batch size for embedding.
         cache_dir: Where decoded pools are cached (``None`` disables the cache).
+        protocol: How the pools are split (:mod:`adabench.data.protocols`).
     """
 
     def __init__(
@@ -74,9 +70,11 @@ class AnomalyDataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int = 512,
         cache_dir: str | None = None,
+        protocol: str = "anomaly",
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
+        self.protocol = check_protocol(protocol)
         self.source = build_source(self.cfg)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
@@ -94,9 +92,10 @@ class AnomalyDataModule(L.LightningDataModule):
         if self.split is not None:
             return
         names = self.source.class_names()
-        if names is not None:  # a typo fails now, not after decoding a large folder
+        if names is not None and self.protocol != "classification":  # fail before decoding
             for role in ("normal", "abnormal", "reference"):
-                resolve_classes(self.cfg.get(role), names, role)
+                if not is_rest(self.cfg.get(role), names):
+                    resolve_classes(self.cfg.get(role), names, role)
         name = str(self.cfg.get("name", "pool"))
         train = load_pool("train", self.source, self.cache_dir, name)
         test = _align_classes(train, load_pool("test", self.source, self.cache_dir, name))
@@ -104,16 +103,13 @@ class AnomalyDataModule(L.LightningDataModule):
         self.pool_keys = {"train": train.key, "test": test.key}
         self.pool_ids = {"train": train.ids, "test": test.ids}
         self.skipped = train.skipped + test.skipped
-        counts = SplitCounts(**{k: self.cfg.get(k) for k in SplitCounts.__dataclass_fields__})
-        self.split = make_split(
+        self.split = draw_split(
+            self.protocol,
             train.labels.numpy(),
             test.labels.numpy(),
             train.classes,
-            normal=self.cfg.get("normal"),
-            abnormal=self.cfg.get("abnormal"),
-            reference=self.cfg.get("reference"),
-            counts=counts,
-            seed=self.seed,
+            self.cfg,
+            self.seed,
         )
         s = self.split
         test_order = np.concatenate([s.test_normal, s.test_abnormal])

@@ -116,7 +116,7 @@ def _listing(classes: Sequence[str]) -> str:
     return ", ".join(f"{i}={name!r}" for i, name in enumerate(classes))
 
 
-def _take(
+def sample_classes(
     rng: np.random.Generator, labels: np.ndarray, class_ids: Sequence[int], n: int | None, what: str
 ) -> np.ndarray:
     """Sample ``n`` indices whose label is in ``class_ids``, spread evenly over the classes."""
@@ -153,6 +153,14 @@ def _even_quota(n: int, sizes: list[int]) -> list[int]:
     return quota
 
 
+REST = "rest"
+
+
+def is_rest(spec: ClassSpec, classes: Sequence[str]) -> bool:
+    """Whether ``spec`` is the keyword ``rest`` (and not the name of a class)."""
+    return isinstance(spec, str) and spec == REST and REST not in classes
+
+
 def make_split(
     train_labels: np.ndarray,
     test_labels: np.ndarray,
@@ -170,7 +178,8 @@ def make_split(
         test_labels: Class index of each test-pool image.
         classes: Class names, by index.
         normal: The normal class(es).
-        abnormal: The abnormal class(es), never trained on.
+        abnormal: The abnormal class(es), never trained on; ``"rest"``: every class that is not
+            normal (one-vs-rest).
         reference: Reference classes; ``None`` takes every class that is neither normal nor
             abnormal.
         counts: How many images each part gets.
@@ -181,7 +190,10 @@ def make_split(
     """
     counts = counts or SplitCounts()
     normal_ids = resolve_classes(normal, classes, "normal")
-    abnormal_ids = resolve_classes(abnormal, classes, "abnormal")
+    if is_rest(abnormal, classes):  # one-vs-rest: every other class is abnormal
+        abnormal_ids = tuple(i for i in range(len(classes)) if i not in normal_ids)
+    else:
+        abnormal_ids = resolve_classes(abnormal, classes, "abnormal")
     if not normal_ids or not abnormal_ids:
         raise ConfigError("dataset.normal and dataset.abnormal must each name at least one class.")
     both = set(normal_ids) & set(abnormal_ids)
@@ -209,13 +221,19 @@ def make_split(
         train_classes=reference_ids + normal_ids,
         normal_classes=normal_ids,
         abnormal_classes=abnormal_ids,
-        reference_train=_take(rng, train_labels, reference_ids, counts.n_reference, "n_reference"),
-        normal_train=_take(rng, train_labels, normal_ids, counts.n_normal_train, "n_normal_train"),
-        test_normal=_take(rng, test_labels, normal_ids, counts.n_test_normal, "n_test_normal"),
-        test_abnormal=_take(
+        reference_train=sample_classes(
+            rng, train_labels, reference_ids, counts.n_reference, "n_reference"
+        ),
+        normal_train=sample_classes(
+            rng, train_labels, normal_ids, counts.n_normal_train, "n_normal_train"
+        ),
+        test_normal=sample_classes(
+            rng, test_labels, normal_ids, counts.n_test_normal, "n_test_normal"
+        ),
+        test_abnormal=sample_classes(
             rng, test_labels, abnormal_ids, counts.n_test_abnormal, "n_test_abnormal"
         ),
-        test_reference=_take(
+        test_reference=sample_classes(
             rng, test_labels, reference_ids, counts.n_test_reference, "n_test_reference"
         ),
     )

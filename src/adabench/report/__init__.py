@@ -28,6 +28,7 @@ from adabench.report.stats import (
     better,
     bootstrap_median_ci,
     choose_baselines,
+    one_vs_rest_table,
     paired_notes,
     paired_tests,
     summarize,
@@ -48,6 +49,7 @@ __all__ = [
     "collect_runs",
     "log_to_wandb",
     "main",
+    "one_vs_rest_table",
     "paired_notes",
     "paired_tests",
     "plot_boxes",
@@ -80,6 +82,7 @@ def report(
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
     tables["findings"] = baseline_findings(stats, metric)
+    tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
     write_csv(rows, out / "results.csv")

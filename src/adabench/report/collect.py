@@ -23,12 +23,16 @@ def display_path(path: str | Path) -> str:
 
 
 def dataset_label(record: dict) -> str:
-    """The dataset a run belongs to (``folder`` runs are told apart by their root)."""
-    name = record.get("dataset") or "?"
+    """The dataset a run belongs to.
+
+    ``folder`` runs are told apart by their root; protocols other than ``anomaly`` are named.
+    """
+    name = str(record.get("dataset") or "?")
     if name == "folder":
         root = ((record.get("config") or {}).get("dataset") or {}).get("root") or ""
-        return f"folder:{Path(str(root)).name}"
-    return str(name)
+        name = f"folder:{Path(str(root)).name}"
+    protocol = record.get("protocol") or "anomaly"
+    return name if protocol == "anomaly" else f"{name} ({protocol.replace('_', '-')})"
 
 
 def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -54,6 +58,8 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
                 "backbone": rec.get("backbone"),
                 "seed": rec.get("seed"),
                 "baseline": rec.get("baseline") or "",
+                "protocol": rec.get("protocol") or "anomaly",
+                "normal": ",".join(map(str, (rec.get("data") or {}).get("normal") or [])),
                 "config_hash": rec.get("config_hash"),
                 "error": (rec.get("error") or {}).get("message", ""),
             }

@@ -143,7 +143,8 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
     no_training = {r["loss"] for r in rows if r.get("baseline")}
     colours = loss_colours(rows)
     for r in rows:
-        if r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
+        scored = r.get("protocol", "anomaly") != "classification"  # no anomaly scores there
+        if scored and r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
             by[r["dataset"]][r["loss"]].append(r)
     for ds, losses in sorted(by.items()):
         fig, ax = plt.subplots(figsize=(5, 5))

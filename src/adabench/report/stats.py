@@ -141,7 +141,8 @@ def paired_tests(
     by: dict[tuple[str, str], dict[Any, float]] = defaultdict(dict)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
-            by[(r["dataset"], r["loss"])][(r["backbone"], r["seed"])] = float(r[metric])
+            key = (r["backbone"], r["seed"], r.get("normal", ""))  # one-vs-rest: per class too
+            by[(r["dataset"], r["loss"])][key] = float(r[metric])
     if chosen is None:
         chosen = choose_baselines(summarize(rows, metric), baseline, metric)
     out = []
@@ -217,3 +218,40 @@ def baseline_findings(stats: Sequence[GroupStats], metric: str = "auroc") -> lis
             elif trained:
                 lines.append(f"{ds}: every trained loss's median beats {b.loss} ({fmt(b.median)}).")
     return lines
+
+
+def one_vs_rest_table(
+    rows: Sequence[dict], metric: str = "auroc"
+) -> tuple[list[str], list[list[str]]]:
+    """The anomaly-detection papers' table: ``metric`` per loss and normal class, and the mean.
+
+    Each cell is the median over seeds with that class as the normal one; empty without
+    one-vs-rest runs.
+    """
+    cells: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if (
+            r.get("protocol") == "one_vs_rest"
+            and r["status"] == "completed"
+            and r.get(metric) is not None
+        ):
+            cells[(r["dataset"], r["loss"])][r.get("normal", "")].append(float(r[metric]))
+    classes = sorted({c for per in cells.values() for c in per}, key=_class_key)
+    out = []
+    for (ds, loss), per in sorted(cells.items()):
+        medians = {c: float(np.median(v)) for c, v in per.items()}
+        mean = float(np.mean(list(medians.values())))
+        complete = len(medians) == len(classes)
+        out.append(
+            [
+                ds,
+                loss,
+                *[fmt(medians.get(c)) for c in classes],
+                fmt(mean) + ("" if complete else "*"),
+            ]
+        )
+    return ["dataset", "loss", *classes, "mean"], out
+
+
+def _class_key(name: str) -> tuple[int, str]:
+    return (0, f"{int(name):09d}") if name.isdigit() else (1, name)

@@ -120,6 +120,16 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         "",
         _markdown(*tables["paired"]),
     ]
+    if tables.get("one_vs_rest", ([], []))[1]:
+        parts += [
+            "",
+            "## One-vs-rest: each class in turn is normal, every other class abnormal",
+            "",
+            f"{metric} with the column's class as the normal one (median over seeds) and the "
+            "mean over classes (* where a class is missing).",
+            "",
+            _markdown(*tables["one_vs_rest"]),
+        ]
     if tables["failures"][1]:
         parts += ["", "## Failed or interrupted runs", "", _markdown(*tables["failures"])]
     if plots:
@@ -137,10 +147,11 @@ def print_tables(tables: dict, metric: str) -> None:
     for key, title in (
         ("summary", f"{metric} per dataset × loss"),
         ("paired", "paired by seed vs baseline"),
+        ("one_vs_rest", "one-vs-rest: each class in turn normal"),
         ("failures", "failed or interrupted runs"),
     ):
-        headers, rows = tables[key]
-        if key == "failures" and not rows:
+        headers, rows = tables.get(key, ([], []))
+        if key in ("failures", "one_vs_rest") and not rows:
             continue
         t = Table(title=title)
         for i, h in enumerate(headers):
