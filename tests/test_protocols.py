@@ -152,3 +152,38 @@ def test_a_no_training_row_under_classification_reports_knn_accuracy(tmp_path):
         f"paths.output_dir={tmp_path}",
     )
     assert 0.5 < train(cfg) <= 1.0  # k-NN on pixels classifies digits well above chance (0.1)
+
+
+def test_ntxent_trains_one_class_on_two_views_of_the_normal_images(tmp_path):
+    import json
+
+    import torch
+
+    from adabench.build import build_run
+
+    common = ["protocol=one_vs_rest", "loss=ntxent", "dataset.normal=3", "logger=none"]
+    cfg = compose_config(*common, f"paths.cache_dir={tmp_path}", smoke=False)
+    built = build_run(cfg)
+    dm = built.dm
+    assert built.cache_info is None and dm.views == dict(cfg.loss.augment)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert set(labels.tolist()) == {0} and len(labels) == dm.batch_size  # normal images only
+
+    class Training:
+        training = True
+
+    dm.trainer = Training()
+    (first, second), same = dm.on_after_batch_transfer((images, labels), 0)
+    assert first.shape == second.shape == images.shape and first.dtype == torch.uint8
+    assert not torch.equal(first, second) and torch.equal(same, labels)
+    cfg = compose_config(
+        *common,
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tmp_path / 'run'}",
+        smoke=False,
+    )
+    assert train(cfg) > 0.6
+    rec = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert rec["data"]["trained_on"] == "normal images"
+    assert rec["data"]["augmentation"].startswith("two views: pad_crop=4, hflip=True")

@@ -172,18 +172,24 @@ def build_run(cfg: DictConfig) -> BuiltRun:
     if dm.protocol != "classification":  # fail before training, not after
         check_k(int(cfg.scorer.k), len(dm.split.normal_train))
     baseline = build(cfg.loss, where="loss") if is_baseline(cfg) else None
-    if baseline is None and dm.num_classes < 2:
+    needs = 0 if baseline is not None else getattr(target_of(cfg.loss, "loss"), "min_classes", 2)
+    if dm.num_classes < needs:
         raise ConfigError(
             f"loss={cfg.loss.name} learns to tell classes apart, but this split trains on one "
             f"class ({', '.join(dm.summary()['normal'])}), as protocol=one_vs_rest does. Use a "
-            "no-training row (loss=baseline_features or loss=baseline_pixels), or name "
+            "no-training row (loss=baseline_features or loss=baseline_pixels), a self-supervised "
+            "loss (loss=ntxent), or name "
             "reference classes (dataset.reference) under protocol=anomaly."
         )
     embedder, info = None, {}
     if baseline is None or baseline.needs_embedder:
         embedder, info = build_embedder(cfg, dm)
     module = None if baseline else build_module(cfg, dm, embedder)
-    cache_info = use_trunk_cache(cfg, dm, embedder, info) if embedder is not None else None
+    if module is not None and getattr(module.head, "views", 1) == 2:  # self-supervised
+        dm.views = module.head.augment
+        dm.train_normal_only = module.head.train_on == "normal"
+    cached = embedder is not None and dm.views is None  # augmented views need the images
+    cache_info = use_trunk_cache(cfg, dm, embedder, info) if cached else None
     if module is not None and dm.inputs == "trunk":
         module.inputs = "trunk"
     return BuiltRun(dm, embedder, module, baseline, make_scorer, info, cache_info)

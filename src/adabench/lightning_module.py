@@ -42,7 +42,8 @@ class AnomalyModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.backbone_lr_scale = float(backbone_lr_scale)
         self.inputs = "images"  # "trunk": batches hold the frozen trunk's outputs
-        self.train_acc = MulticlassAccuracy(num_classes=head.num_classes, average="micro")
+        classes = max(2, head.num_classes)  # one class: self-supervised heads log no accuracy
+        self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -51,8 +52,14 @@ class AnomalyModule(L.LightningModule):
             return self.embedder.embed_trunk_outputs(inputs)
         return self.embedder(inputs)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Any, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
+        if getattr(self.head, "views", 1) == 2:  # self-supervised: two views, no labels
+            first, second = images
+            loss = self.head.pair_loss(self(first), self(second))
+            self._nonfinite |= ~torch.isfinite(loss.detach())
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+            return loss
         emb = self(images)
         loss = self.head(emb, labels)
         self._nonfinite |= ~torch.isfinite(loss.detach())  # checked once per epoch: no host sync

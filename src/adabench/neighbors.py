@@ -122,7 +122,7 @@ def knn_search(
 
 RERANK_EXTRA = 8  # candidates beyond k that FAISS returns for the exact float64 re-ranking
 TIE_TOLERANCE = 1e-4  # relative: FAISS's float32 distances closer than this may be misordered
-_CHUNK = 2048
+_CHUNK_ELEMENTS = 1 << 24  # float64 elements per re-ranking chunk (128 MiB)
 
 
 def _exact(base: np.ndarray, query: np.ndarray, distance: str) -> np.ndarray:
@@ -149,8 +149,9 @@ def search_index(
     raw, cand = index.search(np.ascontiguousarray(query, dtype=np.float32), n_cand)
     out_d = np.empty((len(query), k))
     out_i = np.empty((len(query), k), dtype=np.int64)
-    for start in range(0, len(query), _CHUNK):  # bounded memory
-        sl = slice(start, start + _CHUNK)
+    chunk = max(1, _CHUNK_ELEMENTS // (n_cand * max(1, base.shape[1])))
+    for start in range(0, len(query), chunk):  # bounded memory: [chunk, n_cand, D] float64
+        sl = slice(start, start + chunk)
         c, q = cand[sl], query[sl]
         valid = c >= 0  # approximate indexes may return fewer than asked (-1)
         b = base[np.where(valid, c, 0)]  # [chunk, n_cand, D]

@@ -48,3 +48,53 @@ def augment_batch(
     """Pad-and-crop then optional horizontal flip, on a whole batch."""
     images = random_pad_crop(images, pad, generator)
     return random_hflip(images, 0.5, generator) if hflip else images
+
+
+def random_jitter(
+    images: Tensor,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Jitter each image's brightness and contrast; uint8 in, uint8 out (clamped).
+
+    Brightness is scaled by U(1 − b, 1 + b), contrast around the image's mean by U(1 − c, 1 + c).
+    """
+    if brightness <= 0 and contrast <= 0:
+        return images
+    n = images.shape[0]
+    x = images.float()
+
+    def factor(amount: float) -> Tensor:
+        u = torch.rand(n, generator=generator, device="cpu").to(images.device)
+        return (1 + amount * (2 * u - 1)).view(n, 1, 1, 1)
+
+    if contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * factor(contrast)
+    if brightness > 0:
+        x = x * factor(brightness)
+    return x.round().clamp(0, 255).to(images.dtype) if not images.is_floating_point() else x
+
+
+def two_views(
+    images: Tensor, augment: dict, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Two independently augmented views of each image (SimCLR-style training).
+
+    Args:
+        images: ``[N, C, H, W]`` batch.
+        augment: ``pad_crop`` (pixels), ``hflip`` (bool), ``brightness``, ``contrast``
+            (jitter amounts in [0, 1)).
+        generator: Random generator.
+    """
+
+    def view() -> Tensor:
+        x = augment_batch(
+            images, int(augment.get("pad_crop", 0)), bool(augment.get("hflip")), generator
+        )
+        return random_jitter(
+            x, float(augment.get("brightness", 0)), float(augment.get("contrast", 0)), generator
+        )
+
+    return view(), view()

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from adabench.data.audit import split_record
-from adabench.data.augment import augment_batch
+from adabench.data.augment import augment_batch, two_views
 from adabench.data.images import ImagePool
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import check_protocol, draw_split
@@ -84,6 +84,8 @@ class AnomalyDataModule(L.LightningDataModule):
         self.class_names: list[str] = []
         self.skipped: list[str] = []
         self.inputs = "images"  # or "trunk": the image tensors were replaced by trunk outputs
+        self.views: dict[str, Any] | None = None  # two-view augmentation (self-supervised)
+        self.train_normal_only = False  # train on the normal images alone (one-class)
         self.train_flipped: Tensor | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -188,6 +190,7 @@ class AnomalyDataModule(L.LightningDataModule):
             "skipped_files": len(self.skipped),
             "inputs": self.inputs,
             "augmentation": self.augmentation(),
+            "trained_on": "normal images" if self.train_normal_only else "all training images",
         }
 
     def split_record(self) -> dict[str, Any]:
@@ -199,6 +202,8 @@ class AnomalyDataModule(L.LightningDataModule):
         """The training augmentation in force, in words (for metrics.json)."""
         if self.inputs == "trunk":
             return "hflip (cached views)" if self.train_flipped is not None else "none"
+        if self.views is not None:
+            return "two views: " + ", ".join(f"{k}={v}" for k, v in self.views.items())
         pad, flip = int(self.cfg.get("pad_crop", 0) or 0), bool(self.cfg.get("hflip", False))
         parts = ([f"pad_crop={pad}"] if pad else []) + (["hflip"] if flip else [])
         return ", ".join(parts) or "none"
@@ -207,13 +212,15 @@ class AnomalyDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches of (uint8 images, labels), one tensor gather per batch."""
         generator = torch.Generator().manual_seed(self.seed)
-        n = len(self.train_labels)
+        tensors = [self.train_images, self.train_labels]
+        if self.train_normal_only:
+            tensors = [t[self.train_is_normal] for t in tensors]
+        n = len(tensors[1])
         sampler = BatchSampler(
             RandomSampler(range(n), generator=generator),
             batch_size=self.batch_size,
             drop_last=n > self.batch_size,  # a trailing batch of 1 would break BatchNorm
         )
-        tensors = [self.train_images, self.train_labels]
         if self.inputs == "trunk" and self.train_flipped is not None:
             tensors.append(self.train_flipped)
         return DataLoader(_BatchTensors(*tensors), sampler=sampler, batch_size=None)
@@ -227,6 +234,9 @@ class AnomalyDataModule(L.LightningDataModule):
                 shape = (-1,) + (1,) * (plain.dim() - 1)
                 return torch.where(flip.view(shape), flipped, plain), labels
             return batch
+        if self.trainer is not None and self.trainer.training and self.views is not None:
+            images, labels = batch
+            return two_views(images, self.views), labels
         if self.trainer is not None and self.trainer.training:
             images, labels = batch
             images = augment_batch(
