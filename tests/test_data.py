@@ -164,13 +164,13 @@ def test_folder_errors(tmp_path, image_tree):
 
 
 def test_test_classes_are_aligned_by_name(tmp_path):
-    from adabench.data.datamodule import _align_classes
+    from adabench.data.images import align_classes
 
     train = ImagePool(
         torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2]), ["a", "b", "c"]
     )
     test = ImagePool(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1]), ["b", "c"])
-    assert _align_classes(train, test).labels.tolist() == [1, 2]
+    assert align_classes(train, test).labels.tolist() == [1, 2]
     extra = ImagePool(test.images, test.labels, ["b", "z"])
     with pytest.raises(DataError, match=r"Test classes \['z'\] have no train folder"):
-        _align_classes(train, extra)
+        align_classes(train, extra)

@@ -68,6 +68,12 @@ def test_failed_download_says_no_internet(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
     with pytest.raises(DataError, match=r"download failed \(no internet\?\).*dataset.root="):
         load_pool("train", Torchvision(28, 1, "MNIST", str(tmp_path), download=True))
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", offline)
+    with pytest.raises(DataError) as err:  # the offline user's ways out, all named
+        load_pool("train", Torchvision(32, 3, "CIFAR10", str(tmp_path), download=True))
+    text = str(err.value)
+    for way in ("dataset.download=false", "dataset=folder dataset.root=DIR", "dataset=cifar10_jpg"):
+        assert way in text, way
 
 
 def test_secret_keys_are_redacted():

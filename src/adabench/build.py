@@ -173,7 +173,7 @@ def build_run(cfg: DictConfig) -> BuiltRun:
         check_k(int(cfg.scorer.k), len(dm.split.normal_train))
     baseline = build(cfg.loss, where="loss") if is_baseline(cfg) else None
     needs = 0 if baseline is not None else getattr(target_of(cfg.loss, "loss"), "min_classes", 2)
-    if dm.num_classes < needs:
+    if dm.num_classes == 1 and needs > 1:  # more than one class: the head names its need
         raise ConfigError(
             f"loss={cfg.loss.name} learns to tell classes apart, but this split trains on one "
             f"class ({', '.join(dm.summary()['normal'])}), as protocol=one_vs_rest does. Use a "

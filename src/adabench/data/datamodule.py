@@ -13,12 +13,11 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch, two_views
-from adabench.data.images import ImagePool
+from adabench.data.images import align_classes
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import check_protocol, draw_split
 from adabench.data.sources import build_source
 from adabench.data.splits import Split, is_rest, resolve_classes, training_labels
-from adabench.errors import DataError
 
 
 class _BatchTensors(torch.utils.data.Dataset):
@@ -33,21 +32,6 @@ class _BatchTensors(torch.utils.data.Dataset):
     def __getitem__(self, idx: list[int]) -> tuple[Tensor, ...]:
         index = torch.as_tensor(idx)
         return tuple(t[index] for t in self.tensors)
-
-
-def _align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
-    """Express the test pool's labels in the train pool's class indices."""
-    if test.classes == train.classes:
-        return test
-    extra = sorted(set(test.classes) - set(train.classes))
-    if extra:
-        raise DataError(
-            f"Test classes {extra} have no train folder; train classes are {train.classes}."
-        )
-    lut = torch.tensor([train.classes.index(c) for c in test.classes])
-    return ImagePool(
-        test.images, lut[test.labels], list(train.classes), test.skipped, test.key, test.ids
-    )
 
 
 class AnomalyDataModule(L.LightningDataModule):
@@ -100,7 +84,7 @@ class AnomalyDataModule(L.LightningDataModule):
                     resolve_classes(self.cfg.get(role), names, role)
         name = str(self.cfg.get("name", "pool"))
         train = load_pool("train", self.source, self.cache_dir, name)
-        test = _align_classes(train, load_pool("test", self.source, self.cache_dir, name))
+        test = align_classes(train, load_pool("test", self.source, self.cache_dir, name))
         self.class_names = train.classes
         self.pool_keys = {"train": train.key, "test": test.key}
         self.pool_ids = {"train": train.ids, "test": test.ids}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adabench.errors import ConfigError
+from adabench.errors import ConfigError, DataError
 
 
 @dataclass
@@ -53,3 +53,18 @@ def fit_images(images: Tensor, size: int, channels: int) -> Tensor:
             chunks.append(out.round().clamp(0, 255).to(torch.uint8))
         images = torch.cat(chunks)
     return images.contiguous()
+
+
+def align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
+    """Express the test pool's labels in the train pool's class indices."""
+    if test.classes == train.classes:
+        return test
+    extra = sorted(set(test.classes) - set(train.classes))
+    if extra:
+        raise DataError(
+            f"Test classes {extra} have no train folder; train classes are {train.classes}."
+        )
+    lut = torch.tensor([train.classes.index(c) for c in test.classes])
+    return ImagePool(
+        test.images, lut[test.labels], list(train.classes), test.skipped, test.key, test.ids
+    )

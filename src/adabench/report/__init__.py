@@ -7,7 +7,7 @@ every loss against a baseline on runs that share a seed; the failures) and PNG p
 of the metric by loss with the runs overlaid; ROC curves of each loss's median run).
 
 The parts: :mod:`.collect` (rows), :mod:`.stats` (numbers), :mod:`.tables` (CSV, Markdown,
-console), :mod:`.plots` (PNG), :mod:`.upload` (W&B).
+console), :mod:`.one_vs_rest` (its table), :mod:`.plots` (PNG), :mod:`.upload` (W&B).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from adabench.files import RESULT_FILE
 from adabench.report.collect import METRIC_KEYS, TIME_KEYS, collect_runs, display_path
+from adabench.report.one_vs_rest import one_vs_rest_table
 from adabench.report.plots import plot_boxes, plot_roc
 from adabench.report.stats import (
     AUTO,
@@ -28,7 +29,6 @@ from adabench.report.stats import (
     better,
     bootstrap_median_ci,
     choose_baselines,
-    one_vs_rest_table,
     paired_notes,
     paired_tests,
     summarize,
