@@ -144,6 +144,8 @@ def print_tables(tables: dict, metric: str) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # a file or a CI log: no terminal width to fit, print it whole
+        console = Console(width=200)
     for key, title in (
         ("summary", f"{metric} per dataset × loss"),
         ("paired", "paired by seed vs baseline"),
