@@ -259,6 +259,13 @@ def test_report_explains_a_missing_comparison_row(tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "no no-training baseline and no softmax run to pair with, so no paired tests" in md
     assert "add loss=baseline_pixels,baseline_features to the sweep" in md
+    assert "| dataset | comparison |" not in md  # no empty table, only the sentence
     report([sweep], out, baseline="cosface", quiet=True)
     md = (out / "summary.md").read_text()
     assert "arcface vs cosface" in md and "(chosen with --baseline)" in md
+    for f in sweep.glob("*/metrics.json"):  # a sweep of one row: nothing to pair it with
+        if "cosface" not in f.parent.name:
+            f.unlink()
+    report([sweep], out, baseline="cosface", quiet=True)
+    md = (out / "summary.md").read_text()
+    assert "digits: only cosface ran, so there is nothing to pair with it." in md

@@ -186,6 +186,8 @@ def paired_notes(
                 "loss=baseline_pixels,baseline_features (or softmax) to the sweep, or pass "
                 "--baseline <a loss that ran>."
             )
+        elif not any(d == ds and loss != ref for d, loss in kinds):
+            lines.append(f"{ds}: only {ref} ran, so there is nothing to pair with it.")
         elif kinds.get((ds, ref)):
             how = "the best no-training baseline" if baseline == AUTO else "chosen with --baseline"
             lines.append(f"{ds}: every row is paired with {ref} ({how}).")

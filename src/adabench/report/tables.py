@@ -117,9 +117,9 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         "Median difference > 0 and win rate > 0.5 favour the loss (for FPR@95%TPR the "
         "difference is baseline − loss: lower is better); p from the two-sided Wilcoxon "
         "signed-rank test on the seeds both completed.",
-        "",
-        _markdown(*tables["paired"]),
     ]
+    if tables["paired"][1]:
+        parts += ["", _markdown(*tables["paired"])]
     if tables.get("one_vs_rest", ([], []))[1]:
         parts += [
             "",
@@ -153,14 +153,13 @@ def print_tables(tables: dict, metric: str) -> None:
         ("failures", "failed or interrupted runs"),
     ):
         headers, rows = tables.get(key, ([], []))
-        if key in ("failures", "one_vs_rest") and not rows:
-            continue
-        t = Table(title=title)
-        for i, h in enumerate(headers):
-            t.add_column(h, no_wrap=i < 2)  # dataset and loss names are never cut
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
+        if rows:  # an empty paired table is left out: its notes below say why
+            t = Table(title=title)
+            for i, h in enumerate(headers):
+                t.add_column(h, no_wrap=i < 2)  # dataset and loss names are never cut
+            for r in rows:
+                t.add_row(*r)
+            console.print(t)
         if key == "paired":  # what each dataset was paired with, or why nothing was
             for line in tables.get("paired_notes", []):
                 console.print(f"  {line}", soft_wrap=True)
