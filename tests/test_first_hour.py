@@ -3,15 +3,18 @@ short errors, the report's order, colours and chance level."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 
+from adabench.console import LOG_INTERVAL_S, refresh_interval
 from adabench.data import folder as folder_module
 from adabench.data import sources
 from adabench.data.datamodule import AnomalyDataModule
 from adabench.errors import ConfigError
+from adabench.progress import CompactProgressBar
 from adabench.run import train
 from adabench.scoring import KNNScorer
 
@@ -61,6 +64,18 @@ def test_decoding_a_large_folder_shows_progress(image_tree, monkeypatch, capsys)
     monkeypatch.setattr(folder_module, "PROGRESS_FROM", 10_000)
     folder_module.load_image_folder(image_tree / "train", 16, 3)
     assert "decoding" not in capsys.readouterr().err
+
+
+def test_progress_bars_written_to_a_log_update_rarely():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert refresh_interval(Terminal()) == pytest.approx(0.1)
+    assert refresh_interval(io.StringIO()) == LOG_INTERVAL_S  # nohup / SLURM / CI logs
+    bar = CompactProgressBar().init_train_tqdm()  # pytest's stderr is not a terminal
+    assert bar.mininterval == LOG_INTERVAL_S
+    bar.close()
 
 
 def test_run_folder_records_the_split_and_on_request_the_embeddings(tmp_path, image_tree):

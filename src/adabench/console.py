@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("adabench")
 _trace = logging.getLogger("adabench.trace")
@@ -72,3 +73,17 @@ def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool)
         err=True,
     )
     return False
+
+
+LOG_INTERVAL_S = 30.0  # a bar written to a file (nohup, SLURM, CI) updates at most this often
+
+
+def refresh_interval(stream: TextIO | None = None) -> float:
+    """Seconds between bar updates: 0.1 on a terminal, ``LOG_INTERVAL_S`` into a log file.
+
+    tqdm rewrites its line with a carriage return; in a file every rewrite stays, so a
+    10-epoch run would leave megabytes of bars in a sweep's log.
+    """
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 0.1 if isatty is not None and isatty() else LOG_INTERVAL_S

@@ -8,6 +8,8 @@ from typing import Any
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from adabench.console import refresh_interval
+
 SHOWN = {"train/loss_step": "loss", "train/acc": "acc"}
 
 
@@ -28,6 +30,7 @@ class CompactProgressBar(TQDMProgressBar):
             dynamic_ncols=True,
             file=sys.stderr,
             smoothing=0,
+            mininterval=refresh_interval(sys.stderr),
             bar_format=self.BAR_FORMAT,
         )
 

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from adabench.console import refresh_interval
 from adabench.data.images import ImagePool
 from adabench.errors import ConfigError, DataError
 
@@ -135,7 +136,7 @@ def load_image_folder(
         desc=f"decoding {root}",
         unit="img",
         disable=len(files) < PROGRESS_FROM,
-        mininterval=1.0,
+        mininterval=max(1.0, refresh_interval()),
         dynamic_ncols=True,
     )
     with bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
