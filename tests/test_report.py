@@ -131,7 +131,7 @@ def test_report_writes_csv_markdown_and_plots(tmp_path, capsys):
     for png in result["plots"]:
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "arcface" in printed and "failed or interrupted runs" in printed
+    assert "arcface" in printed and "runs not completed (failed, interrupted or still" in printed
 
 
 def test_cli_exit_codes(tmp_path):

@@ -8,9 +8,12 @@ re-run skip the work (resume).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import shutil
+import socket
 import subprocess
 import traceback
 from datetime import datetime, timezone
@@ -52,7 +55,16 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_commit(cwd: str | Path) -> str | None:
-    """The current git commit of ``cwd`` (with ``-dirty`` when there are changes), if any."""
+    """The git commit of ``cwd`` (with ``-dirty`` when tracked files changed), if any.
+
+    Read once per process and folder: the jobs of a sweep run the code that was loaded when it
+    started, so a commit made while the sweep runs must not be recorded as theirs.
+    """
+    return _git_commit_once(str(Path(cwd).resolve()))
+
+
+@functools.cache
+def _git_commit_once(cwd: str) -> str | None:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
@@ -89,6 +101,26 @@ def find_completed(
     return None
 
 
+def running_status(record: dict[str, Any]) -> str:
+    """What a ``running`` record is now: ``running``, ``interrupted`` or ``running or interrupted``.
+
+    The record's pid is asked on its own host; from another host (a cluster launcher) nobody
+    can tell.
+    """
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return "interrupted"  # no process to ask about
+    if record.get("host") != socket.gethostname():
+        return "running or interrupted"
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:  # exists, owned by someone else
+        return "running"
+    return "running"
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -104,7 +136,13 @@ class RunRecord:
 
     def __init__(self, run_dir: Path, fields: dict[str, Any], writer: bool = True) -> None:
         self.path = run_dir / RESULT_FILE
-        self.data: dict[str, Any] = {"status": "running", **fields, "started_at": _now()}
+        self.data: dict[str, Any] = {
+            "status": "running",
+            **fields,
+            "started_at": _now(),
+            "host": socket.gethostname(),  # with the pid: is a "running" record still running?
+            "pid": os.getpid(),
+        }
         self.writer = writer
         self._write()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from adabench.files import RESULT_FILE, load_result
 from adabench.metrics import METRICS
+from adabench.record import running_status
 
 METRIC_KEYS = tuple(METRICS)
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
@@ -48,8 +49,8 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             except (OSError, ValueError) as err:
                 rec = {"status": "failed", "error": {"message": f"unreadable {RESULT_FILE}: {err}"}}
             status = rec.get("status", "failed")
-            if status == "running":
-                status = "interrupted"  # a finished sweep never leaves a run running
+            if status == "running":  # still at work, or killed outright?
+                status = running_status(rec)
             row: dict[str, Any] = {
                 "run_dir": display_path(path.parent),
                 "status": status,

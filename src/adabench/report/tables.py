@@ -131,7 +131,7 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
             _markdown(*tables["one_vs_rest"]),
         ]
     if tables["failures"][1]:
-        parts += ["", "## Failed or interrupted runs", "", _markdown(*tables["failures"])]
+        parts += ["", "## Runs not completed", "", _markdown(*tables["failures"])]
     if plots:
         parts += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     text = "\n".join(parts) + "\n"
@@ -150,7 +150,7 @@ def print_tables(tables: dict, metric: str) -> None:
         ("summary", f"{metric} per dataset × loss"),
         ("paired", "paired by seed vs baseline"),
         ("one_vs_rest", "one-vs-rest: each class in turn normal"),
-        ("failures", "failed or interrupted runs"),
+        ("failures", "runs not completed (failed, interrupted or still running)"),
     ):
         headers, rows = tables.get(key, ([], []))
         if rows:  # an empty paired table is left out: its notes below say why

@@ -1,0 +1,74 @@
+"""record.py: provenance a run writes into metrics.json."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from adabench.files import write_json
+from adabench.record import RunRecord, config_hash, git_commit
+from adabench.report import collect_runs
+
+
+def git(repo, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_is_read_once_per_process_and_marks_changes(tmp_path):
+    dirty, clean = tmp_path / "dirty", tmp_path / "clean"
+    for repo in (dirty, clean):
+        repo.mkdir()
+        git(repo, "init", "-q")
+        (repo / "f.txt").write_text("a")
+        git(repo, "add", "f.txt")
+        git(repo, "commit", "-q", "-m", "one")
+    first = git(clean, "rev-parse", "HEAD")
+    assert git_commit(clean) == first
+    (clean / "f.txt").write_text("b")  # a commit made while a sweep runs is not the sweep's code
+    git(clean, "commit", "-q", "-am", "two")
+    assert git(clean, "rev-parse", "HEAD") != first
+    assert git_commit(clean) == first
+    (dirty / "f.txt").write_text("changed")
+    assert git_commit(dirty) == git(dirty, "rev-parse", "HEAD") + "-dirty"
+    assert git_commit(tmp_path) is None  # not a repository
+
+
+def test_config_hash_ignores_paths_and_loggers_only():
+    base = {"seed": 0, "loss": {"name": "arcface"}, "paths": {"data_dir": "a"}, "logger": None}
+    assert config_hash(base) == config_hash({**base, "paths": {"data_dir": "b"}, "logger": "csv"})
+    assert config_hash(base) != config_hash({**base, "seed": 1})
+
+
+def test_the_report_tells_a_running_run_from_an_interrupted_one(tmp_path):
+    live = RunRecord(tmp_path / "sweep" / "0-arcface-digits-s0", {"loss": "arcface", "seed": 0})
+    assert live.data["pid"] == os.getpid() and live.data["host"] == socket.gethostname()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    for name, host, pid in (
+        ("1-cosface-digits-s0", socket.gethostname(), int(gone.stdout)),  # its process exited
+        ("2-softmax-digits-s0", "another-machine", os.getpid()),  # not checkable from here
+        ("3-l2softmax-digits-s0", socket.gethostname(), None),  # written before pids were kept
+    ):
+        record = {"status": "running", "loss": name.split("-")[1], "seed": 0, "host": host}
+        write_json(tmp_path / "sweep" / name / "metrics.json", {**record, "pid": pid})
+    status = {r["loss"]: r["status"] for r in collect_runs([tmp_path / "sweep"])}
+    assert status == {
+        "arcface": "running",
+        "cosface": "interrupted",
+        "softmax": "running or interrupted",
+        "l2softmax": "interrupted",
+    }
