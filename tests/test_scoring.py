@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from adabench import neighbors
 from adabench.config import build
 from adabench.errors import ConfigError
 from adabench.metrics import METRICS, Metric, detection_metrics, register
@@ -72,6 +73,32 @@ def test_float32_ties_cannot_change_the_metrics():
     assert detection_metrics(got, labels)["auroc"] == pytest.approx(
         detection_metrics(exact, labels)["auroc"], abs=1e-12
     )
+
+
+def test_k_smallest_is_a_stable_argsort_prefix():
+    r = np.random.default_rng(5)
+    dist = r.integers(0, 6, size=(40, 30)).astype(np.float64)  # many exact ties
+    for k in (1, 3, 30):
+        d, i = neighbors._k_smallest(dist, k)
+        expected = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(i, expected)
+        np.testing.assert_array_equal(d, np.take_along_axis(dist, expected, 1))
+
+
+def test_the_exhaustive_fallback_in_blocks_equals_a_full_sort(monkeypatch):
+    """Duplicated base vectors: every query's k-th and last candidates tie, so every query
+    takes the exhaustive float64 path, here in blocks of 7 rows."""
+    r = np.random.default_rng(6)
+    base = np.repeat(r.normal(size=(30, 8)), 12, axis=0)  # 360 vectors, each 12 times
+    query = r.normal(size=(25, 8))
+    monkeypatch.setattr(neighbors, "_CHUNK_ELEMENTS", 7 * len(base))
+    for distance in ("cosine", "l2"):
+        d, i = knn_search(base, query, 3, distance)
+        b, q = neighbors.prepare(base, distance), neighbors.prepare(query, distance)
+        full = neighbors._exact(b, q, distance)
+        expected = np.argsort(full, axis=1, kind="stable")[:, :3]  # lowest index among ties
+        np.testing.assert_array_equal(i, expected)
+        np.testing.assert_allclose(d, np.take_along_axis(full, expected, 1), rtol=0, atol=1e-12)
 
 
 def test_metrics_equal_scikit_learn():
