@@ -187,3 +187,28 @@ def test_ntxent_trains_one_class_on_two_views_of_the_normal_images(tmp_path):
     rec = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert rec["data"]["trained_on"] == "normal images"
     assert rec["data"]["augmentation"].startswith("two views: pad_crop=4, hflip=True")
+
+
+def test_the_folder_classification_preset_runs_on_a_folder_without_normal_or_abnormal(
+    tmp_path, image_tree
+):
+    """The face-folder write-up's preset on your own tree: no dataset.normal/abnormal needed."""
+    import json
+
+    cfg = compose_config(
+        "experiment=folder_classification",
+        f"dataset.root={image_tree}",
+        "loss=pml_arcface_regularface",
+        "backbone.pretrained=false",  # ImageNet weights need internet
+        "dataset.image_size=32",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tmp_path}",
+        smoke=False,
+    )
+    assert cfg.backbone.name == "tf_efficientnetv2_b0" and cfg.dataset.normal is None
+    train(cfg)
+    rec = json.loads((tmp_path / "metrics.json").read_text())
+    assert rec["status"] == "completed" and rec["data"]["num_classes"] == 4
+    assert set(rec["metrics"]) == {"train_accuracy", "test_accuracy", "test_loss", "knn_accuracy"}
