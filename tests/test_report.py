@@ -269,3 +269,36 @@ def test_report_explains_a_missing_comparison_row(tmp_path, capsys):
     report([sweep], out, baseline="cosface", quiet=True)
     md = (out / "summary.md").read_text()
     assert "digits: only cosface ran, so there is nothing to pair with it." in md
+
+
+def test_a_classification_sweep_is_reported_by_test_accuracy_and_says_what_is_left_out(tmp_path):
+    root = tmp_path / "sweep"
+    accuracy = {"softmax": [0.990, 0.992, 0.991], "adacos_fixed": [0.994, 0.993, 0.995]}
+    for loss, values in accuracy.items():
+        for seed, acc in enumerate(values):
+            metrics = {"train_accuracy": 0.999, "test_accuracy": acc, "knn_accuracy": acc - 0.001}
+            write_json(
+                root / f"{loss}-mnist-s{seed}" / "metrics.json",
+                {"status": "completed", "loss": loss, "dataset": "mnist", "seed": seed,
+                 "protocol": "classification", "metrics": metrics},
+            )  # fmt: skip
+    for seed in range(3):  # a no-training row has no head: k-NN accuracy only
+        write_json(
+            root / f"baseline_pixels-mnist-s{seed}" / "metrics.json",
+            {"status": "completed", "loss": "baseline_pixels", "dataset": "mnist", "seed": seed,
+             "protocol": "classification", "baseline": "pixels",
+             "metrics": {"knn_accuracy": 0.9723}},
+        )  # fmt: skip
+    result = report([root], tmp_path / "out", quiet=True, plots=False)
+    assert result["metric"] == "test_accuracy"
+    assert {s.loss: s.median for s in result["stats"]} == pytest.approx(
+        {loss: np.median(v) for loss, v in accuracy.items()}
+    )
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "--metric auto chose test_accuracy: no run reports auroc." in md
+    assert "baseline_pixels has no test_accuracy (it reports knn_accuracy)" in md
+    assert "--metric knn_accuracy compares it with the others." in md
+    by_knn = report([root], tmp_path / "out", metric="knn_accuracy", quiet=True, plots=False)
+    assert {s.loss for s in by_knn["stats"]} == {"softmax", "adacos_fixed", "baseline_pixels"}
+    with pytest.raises(ValueError, match="metric must be auto or one of auroc"):
+        report([root], tmp_path / "out", metric="accuracy")

@@ -59,21 +59,58 @@ __all__ = [
 ]
 
 
+AUTO_METRICS = ("auroc", "test_accuracy", "knn_accuracy")  # --metric auto: the first any run has
+
+
+def choose_metric(rows: Sequence[dict[str, Any]]) -> str:
+    """The metric of ``--metric auto``: the first of ``AUTO_METRICS`` a completed run reports.
+
+    ``auroc`` for anomaly and one-vs-rest sweeps; ``test_accuracy`` for a classification sweep
+    (``knn_accuracy`` when only no-training rows ran).
+    """
+    for key in AUTO_METRICS:
+        if any(r["status"] == "completed" and r.get(key) is not None for r in rows):
+            return key
+    return AUTO_METRICS[0]
+
+
+def metric_notes(rows: Sequence[dict[str, Any]], metric: str, auto: bool) -> list[str]:
+    """Which metric was chosen, and which completed rows lack it (and what they report)."""
+    notes = (
+        [f"--metric auto chose {metric}: no run reports auroc."]
+        if auto and metric != "auroc"
+        else []
+    )
+    lacking: dict[str, set[str]] = {}
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is None:
+            has = {k for k in METRIC_KEYS if r.get(k) is not None}
+            lacking.setdefault(r["loss"], set()).update(has)
+    for loss, has in sorted(lacking.items()):
+        shown = ", ".join(sorted(has)) or "no metric"
+        notes.append(
+            f"{loss} has no {metric} (it reports {shown}), so it is not in the tables; "
+            f"--metric {sorted(has)[0] if has else 'auroc'} compares it with the others."
+        )
+    return notes
+
+
 def report(
     sweeps: Sequence[str | Path],
     out_dir: str | Path | None = None,
     baseline: str = AUTO,
-    metric: str = "auroc",
+    metric: str = AUTO,
     plots: bool = True,
     wandb: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Build the report; returns the rows, statistics, tests and written files."""
-    if metric not in METRIC_KEYS:
-        raise ValueError(f"metric must be one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
+    if metric != AUTO and metric not in METRIC_KEYS:
+        raise ValueError(f"metric must be auto or one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
     rows = collect_runs(sweeps)
     if not rows:
         raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
+    auto, metric = metric == AUTO, choose_metric(rows) if metric == AUTO else metric
     out = Path(out_dir) if out_dir else Path(sweeps[0])
     out.mkdir(parents=True, exist_ok=True)
     stats = summarize(rows, metric)
@@ -81,7 +118,7 @@ def report(
     tests = paired_tests(rows, baseline, metric, chosen)
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
-    tables["findings"] = baseline_findings(stats, metric)
+    tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric)
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
@@ -95,7 +132,14 @@ def report(
         )
     if wandb:
         log_to_wandb(tables, out, pngs, [str(s) for s in sweeps])
-    return {"rows": rows, "stats": stats, "tests": tests, "failures": failures, "plots": pngs}
+    return {
+        "rows": rows,
+        "stats": stats,
+        "tests": tests,
+        "failures": failures,
+        "plots": pngs,
+        "metric": metric,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="row the others are paired with (default auto: the best no-training baseline of "
         "each dataset, else softmax)",
     )
-    p.add_argument("--metric", default="auroc", choices=METRIC_KEYS)
+    p.add_argument(
+        "--metric",
+        default=AUTO,
+        choices=(AUTO, *METRIC_KEYS),
+        help="metric of the tables and plots (default auto: auroc, or for classification "
+        "sweeps test_accuracy)",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
     p.add_argument("--strict", action="store_true", help="exit 1 when any run failed")

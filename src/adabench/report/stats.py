@@ -206,8 +206,9 @@ def baseline_findings(stats: Sequence[GroupStats], metric: str = "auroc") -> lis
         trained = [s for s in rows if not s.baseline]
         if not bases:
             lines.append(
-                f"{ds}: no no-training baseline ran; add loss=baseline_pixels,baseline_features "
-                "to the sweep to see whether training beats k-NN on pixels or features."
+                f"{ds}: no no-training baseline with {metric}; add loss=baseline_pixels,"
+                "baseline_features to the sweep to see whether training beats k-NN on pixels or "
+                "features."
             )
             continue
         for b in bases:
