@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 
+from adabench import progress as progress_module
 from adabench.console import LOG_INTERVAL_S, refresh_interval
 from adabench.data import folder as folder_module
 from adabench.data import sources
 from adabench.data.datamodule import AnomalyDataModule
 from adabench.errors import ConfigError
-from adabench.progress import CompactProgressBar
 from adabench.run import train
 from adabench.scoring import KNNScorer
 
@@ -66,16 +66,33 @@ def test_decoding_a_large_folder_shows_progress(image_tree, monkeypatch, capsys)
     assert "decoding" not in capsys.readouterr().err
 
 
-def test_progress_bars_written_to_a_log_update_rarely():
+def test_progress_bars_written_to_a_log_update_rarely(tmp_path, monkeypatch, capsys):
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     assert refresh_interval(Terminal()) == pytest.approx(0.1)
     assert refresh_interval(io.StringIO()) == LOG_INTERVAL_S  # nohup / SLURM / CI logs
-    bar = CompactProgressBar().init_train_tqdm()  # pytest's stderr is not a terminal
-    assert bar.mininterval == LOG_INTERVAL_S
-    bar.close()
+
+    def redraws(interval) -> int:
+        """Times a 10-batch epoch's bar is drawn into pytest's stderr (not a terminal)."""
+        monkeypatch.setattr(progress_module, "refresh_interval", interval)
+        cfg = compose_config(
+            "dataset.n_reference=120",
+            "batch_size=16",  # 160 training images: 10 batches
+            "logger=none",
+            "trainer.enable_progress_bar=true",
+            f"paths.output_dir={tmp_path / str(len(drawn))}",
+        )
+        capsys.readouterr()
+        train(cfg)
+        return capsys.readouterr().err.count("Epoch 0:")
+
+    drawn: list[int] = []
+    drawn.append(redraws(lambda *_: 0.0))  # as on a terminal: every batch
+    drawn.append(redraws(refresh_interval))  # the real choice: stderr is a file here
+    assert drawn[0] >= 20  # the count and the metrics of each of the 10 batches
+    assert drawn[1] <= 7  # the start, the first batch, the epoch's end: not every batch
 
 
 def test_run_folder_records_the_split_and_on_request_the_embeddings(tmp_path, image_tree):
