@@ -72,3 +72,32 @@ def test_the_report_tells_a_running_run_from_an_interrupted_one(tmp_path):
         "softmax": "running or interrupted",
         "l2softmax": "interrupted",
     }
+
+
+def test_a_changed_config_never_overwrites_a_completed_result_in_its_folder(tmp_path, capsys):
+    """A sweep re-run after its preset changed maps its jobs to the same folders."""
+    import json
+
+    from adabench.run import train
+
+    from .conftest import compose_config
+
+    def run(*overrides: str) -> dict:
+        cfg = compose_config("logger=csv", f"paths.output_dir={tmp_path}", *overrides)
+        train(cfg)
+        return json.loads((tmp_path / "metrics.json").read_text())
+
+    first = run("scorer.k=1")
+    assert (tmp_path / "csv" / "metrics.csv").exists()
+    second = run("scorer.k=3")  # another config, the same folder
+    assert second["config_hash"] != first["config_hash"]
+    kept = tmp_path / "superseded" / first["config_hash"]
+    assert json.loads((kept / "metrics.json").read_text()) == first
+    assert (kept / "scores.npz").exists() and (kept / "split.json").exists()
+    assert (kept / "csv" / "metrics.csv").exists()
+    assert f"a completed result of another config kept in {kept}" in capsys.readouterr().out
+    rows = collect_runs([tmp_path])  # the report counts the folder's current result only
+    assert [(r["status"], r["config_hash"]) for r in rows] == [("completed", second["config_hash"])]
+    run("scorer.k=3")  # the same config again: resumed, nothing moved
+    assert "skipped (resume)" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "superseded").iterdir()) == [first["config_hash"]]

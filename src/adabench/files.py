@@ -15,6 +15,10 @@ RESULT_FILE = "metrics.json"  # one per run: status, metrics, times, config
 SCORES_FILE = "scores.npz"  # one per run: per-test-image anomaly score and label
 SPLIT_FILE = "split.json"  # one per run: which images (pool rows, file names) were in each part
 EMBEDDINGS_FILE = "embeddings.npz"  # with save_embeddings=true: what was scored, with labels
+WEIGHTS_FILE = "model.pt"  # with save_weights=true: the trained state dict
+CSV_DIR = "csv"  # Lightning's CSV logger: per-step metrics
+RUN_OUTPUTS = (RESULT_FILE, SCORES_FILE, SPLIT_FILE, EMBEDDINGS_FILE, WEIGHTS_FILE, CSV_DIR)
+SUPERSEDED_DIR = "superseded"  # results of another config that ran in the same folder before
 
 
 def _umask() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from adabench.files import CSV_DIR
 from adabench.wandb_auth import wandb_mode
 
 _SECRET_HINTS = ("api_key", "apikey", "token", "password", "secret")
@@ -37,7 +38,7 @@ def no_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> 
 
 def csv_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> CSVLogger:
     """``logger=csv``: ``csv/metrics.csv`` in the run folder."""
-    return CSVLogger(save_dir=str(run_dir), name="", version="csv")
+    return CSVLogger(save_dir=str(run_dir), name="", version=CSV_DIR)
 
 
 def wandb_logger(

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from adabench.files import RESULT_FILE, read_result, write_json
+from adabench.files import RESULT_FILE, RUN_OUTPUTS, SUPERSEDED_DIR, read_result, write_json
 
 _HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
 PACKAGES = (
@@ -178,3 +178,24 @@ def remove_if_empty(run_dir: Path, keep: Path) -> None:
     own = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log")]
     if not own:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def set_aside_completed(run_dir: Path, chash: str) -> Path | None:
+    """Move a completed result of *another* config out of the way before a run reuses its folder.
+
+    A sweep re-run after its config changed (an edited preset, a new default) maps its jobs to
+    the same folders; the new run must not overwrite what the old one measured. The old
+    outputs go to ``superseded/<old config hash>/`` (the report does not count them); returns
+    that folder, or None when there was nothing to keep.
+    """
+    old = read_result(run_dir)
+    if not old or old.get("status") != "completed" or old.get("config_hash") == chash:
+        return None
+    dest = run_dir / SUPERSEDED_DIR / str(old.get("config_hash") or "unknown")
+    if dest.exists():  # the same old config set aside before: keep both
+        dest = dest.with_name(f"{dest.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}")
+    dest.mkdir(parents=True)
+    for name in RUN_OUTPUTS:
+        if (run_dir / name).exists():
+            shutil.move(str(run_dir / name), str(dest / name))
+    return dest

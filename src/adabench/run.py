@@ -27,6 +27,7 @@ from adabench.files import (
     RESULT_FILE,
     SCORES_FILE,
     SPLIT_FILE,
+    WEIGHTS_FILE,
     atomic_write,
     save_arrays,
     write_json,
@@ -40,10 +41,10 @@ from adabench.record import (
     git_commit,
     package_versions,
     remove_if_empty,
+    set_aside_completed,
 )
 from adabench.runtime import configure_process
 
-WEIGHTS_FILE = "model.pt"
 _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
     ".*smaller than the logging interval.*",
     ".*LeafSpec.*",
@@ -145,6 +146,8 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
         say(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
         remove_if_empty(run_dir, keep=where)
         return primary_metric(previous)
+    if is_rank_zero() and (moved := set_aside_completed(run_dir, chash)):
+        say(f"[adabench] {cfg.run_name}: a completed result of another config kept in {moved}")
     config = redact(resolved)
     record = RunRecord(
         run_dir,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adabench.files import RESULT_FILE, load_result
+from adabench.files import RESULT_FILE, SUPERSEDED_DIR, load_result
 from adabench.metrics import METRICS
 from adabench.record import running_status
 
@@ -44,6 +44,8 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
         if not d.exists():
             raise FileNotFoundError(f"Sweep folder {d} does not exist.")
         for path in sorted(d.rglob(RESULT_FILE)):
+            if SUPERSEDED_DIR in path.relative_to(d).parts[:-1]:
+                continue  # an older config's result, set aside when its folder was reused
             try:
                 rec = load_result(path)
             except (OSError, ValueError) as err:
