@@ -95,9 +95,33 @@ def test_a_changed_config_never_overwrites_a_completed_result_in_its_folder(tmp_
     assert json.loads((kept / "metrics.json").read_text()) == first
     assert (kept / "scores.npz").exists() and (kept / "split.json").exists()
     assert (kept / "csv" / "metrics.csv").exists()
-    assert f"a completed result of another config kept in {kept}" in capsys.readouterr().out
+    assert f"the folder's earlier attempt kept in {kept}" in capsys.readouterr().out
     rows = collect_runs([tmp_path])  # the report counts the folder's current result only
     assert [(r["status"], r["config_hash"]) for r in rows] == [("completed", second["config_hash"])]
     run("scorer.k=3")  # the same config again: resumed, nothing moved
     assert "skipped (resume)" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "superseded").iterdir()) == [first["config_hash"]]
+
+
+def test_a_failed_attempt_is_kept_when_its_job_runs_again(tmp_path, capsys):
+    import json
+
+    from adabench.errors import DivergedError
+    from adabench.run import train
+
+    from .conftest import compose_config
+
+    out = f"paths.output_dir={tmp_path}"
+    bad = compose_config("logger=csv", out, "loss=l2softmax", "loss.alpha=1e38")
+    with pytest.raises(DivergedError):
+        train(bad)  # fails in training, with its CSV log written
+    failed = json.loads((tmp_path / "metrics.json").read_text())
+    assert failed["status"] == "failed" and (tmp_path / "csv").exists()
+    capsys.readouterr()
+    train(compose_config("logger=csv", out, "loss=l2softmax"))
+    kept = tmp_path / "superseded" / f"{failed['config_hash']}-failed"
+    assert json.loads((kept / "metrics.json").read_text())["error"] == failed["error"]
+    assert (kept / "csv").exists()
+    err = capsys.readouterr().err
+    assert "exists and is not empty" not in err  # Lightning found no old logs to delete
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"

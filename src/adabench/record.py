@@ -180,22 +180,30 @@ def remove_if_empty(run_dir: Path, keep: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def set_aside_completed(run_dir: Path, chash: str) -> Path | None:
-    """Move a completed result of *another* config out of the way before a run reuses its folder.
+def set_aside(run_dir: Path, chash: str) -> Path | None:
+    """Move an earlier attempt's outputs out of the way before a run reuses its folder.
 
     A sweep re-run after its config changed (an edited preset, a new default) maps its jobs to
-    the same folders; the new run must not overwrite what the old one measured. The old
-    outputs go to ``superseded/<old config hash>/`` (the report does not count them); returns
-    that folder, or None when there was nothing to keep.
+    the same folders, and a failed or interrupted job is re-run in its own: the new run must
+    not overwrite what the old one measured or why it failed. The outputs go to
+    ``superseded/<old config hash>/`` (``…-failed`` / ``…-running`` for an attempt that did not
+    complete); the report does not count them. Only a completed result of the *same* config
+    (re-run on purpose with ``resume=false``) is overwritten. Returns the folder, or None.
     """
     old = read_result(run_dir)
-    if not old or old.get("status") != "completed" or old.get("config_hash") == chash:
+    if not old:
         return None
-    dest = run_dir / SUPERSEDED_DIR / str(old.get("config_hash") or "unknown")
-    if dest.exists():  # the same old config set aside before: keep both
+    status = str(old.get("status"))
+    if status == "completed" and old.get("config_hash") == chash:
+        return None
+    name = str(old.get("config_hash") or "unknown") + (
+        "" if status == "completed" else f"-{status}"
+    )
+    dest = run_dir / SUPERSEDED_DIR / name
+    if dest.exists():  # set aside before: keep both
         dest = dest.with_name(f"{dest.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}")
     dest.mkdir(parents=True)
-    for name in RUN_OUTPUTS:
-        if (run_dir / name).exists():
-            shutil.move(str(run_dir / name), str(dest / name))
+    for output in RUN_OUTPUTS:
+        if (run_dir / output).exists():
+            shutil.move(str(run_dir / output), str(dest / output))
     return dest

@@ -41,7 +41,7 @@ from adabench.record import (
     git_commit,
     package_versions,
     remove_if_empty,
-    set_aside_completed,
+    set_aside,
 )
 from adabench.runtime import configure_process
 
@@ -146,8 +146,8 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
         say(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
         remove_if_empty(run_dir, keep=where)
         return primary_metric(previous)
-    if is_rank_zero() and (moved := set_aside_completed(run_dir, chash)):
-        say(f"[adabench] {cfg.run_name}: a completed result of another config kept in {moved}")
+    if is_rank_zero() and (moved := set_aside(run_dir, chash)):
+        say(f"[adabench] {cfg.run_name}: the folder's earlier attempt kept in {moved}")
     config = redact(resolved)
     record = RunRecord(
         run_dir,
