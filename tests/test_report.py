@@ -195,8 +195,11 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tmp_path):
     assert again.stdout.count("skipped (resume)") == 1
     assert "softmax-digits-s0: already completed" in again.stdout
     assert done.read_text() == before
-    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.rglob("metrics.json"))]
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("*/metrics.json"))]
     assert statuses == ["completed"] * 3
+    (kept,) = sweep.glob("arcface-*/superseded/*-running/metrics.json")  # the killed attempt
+    assert json.loads(kept.read_text())["status"] == "running"
+    assert len(collect_runs([sweep])) == 3  # the report counts current results only
 
 
 BASELINES = {"baseline_pixels": [0.84, 0.85, 0.83, 0.86, 0.84], "baseline_features": [0.82] * 5}
