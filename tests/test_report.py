@@ -301,6 +301,8 @@ def test_a_classification_sweep_is_reported_by_test_accuracy_and_says_what_is_le
     assert "--metric auto chose test_accuracy: no run reports auroc." in md
     assert "baseline_pixels has no test_accuracy (it reports knn_accuracy)" in md
     assert "--metric knn_accuracy compares it with the others." in md
+    assert "add loss=baseline_pixels" not in md  # it ran: no advice to add it
+    assert "every loss is paired with softmax (no no-training row with this metric)" in md
     by_knn = report([root], tmp_path / "out", metric="knn_accuracy", quiet=True, plots=False)
     assert {s.loss for s in by_knn["stats"]} == {"softmax", "adacos_fixed", "baseline_pixels"}
     with pytest.raises(ValueError, match="metric must be auto or one of auroc"):

@@ -118,7 +118,12 @@ def report(
     tests = paired_tests(rows, baseline, metric, chosen)
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
-    tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric)
+    ran = {
+        r["dataset"]
+        for r in rows
+        if r["status"] == "completed" and r["baseline"] and r.get(metric) is None
+    }
+    tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric, ran)
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,18 +192,30 @@ def paired_notes(
             how = "the best no-training baseline" if baseline == AUTO else "chosen with --baseline"
             lines.append(f"{ds}: every row is paired with {ref} ({how}).")
         else:
-            how = "no no-training baseline ran" if baseline == AUTO else "chosen with --baseline"
+            how = (
+                "no no-training row with this metric"
+                if baseline == AUTO
+                else "chosen with --baseline"
+            )
             lines.append(f"{ds}: every loss is paired with {ref} ({how}).")
     return lines
 
 
-def baseline_findings(stats: Sequence[GroupStats], metric: str = "auroc") -> list[str]:
-    """Plain sentences: which trained losses' medians fall below a no-training baseline."""
+def baseline_findings(
+    stats: Sequence[GroupStats], metric: str = "auroc", ran: Collection[str] = ()
+) -> list[str]:
+    """Plain sentences: which trained losses' medians fall below a no-training baseline.
+
+    ``ran``: datasets whose no-training rows completed without ``metric`` (said elsewhere),
+    which get no advice to add them.
+    """
     lines = []
     for ds in sorted({s.dataset for s in stats}):
         rows = [s for s in stats if s.dataset == ds]
         bases = sorted((s for s in rows if s.baseline), key=lambda s: s.loss)
         trained = [s for s in rows if not s.baseline]
+        if not bases and ds in ran:
+            continue
         if not bases:
             lines.append(
                 f"{ds}: no no-training baseline with {metric}; add loss=baseline_pixels,"
