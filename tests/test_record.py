@@ -98,6 +98,9 @@ def test_a_changed_config_never_overwrites_a_completed_result_in_its_folder(tmp_
     assert f"the folder's earlier attempt kept in {kept}" in capsys.readouterr().out
     rows = collect_runs([tmp_path])  # the report counts the folder's current result only
     assert [(r["status"], r["config_hash"]) for r in rows] == [("completed", second["config_hash"])]
+    run("scorer.k=3")  # the same config again: resumed, nothing moved
+    assert "skipped (resume)" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "superseded").iterdir()) == [first["config_hash"]]
 
 
 def test_a_failed_attempt_is_kept_when_its_job_runs_again(tmp_path, capsys):

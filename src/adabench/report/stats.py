@@ -214,14 +214,13 @@ def baseline_findings(
         rows = [s for s in stats if s.dataset == ds]
         bases = sorted((s for s in rows if s.baseline), key=lambda s: s.loss)
         trained = [s for s in rows if not s.baseline]
-        if not bases and ds in ran:
-            continue
         if not bases:
-            lines.append(
-                f"{ds}: no no-training baseline with {metric}; add loss=baseline_pixels,"
-                "baseline_features to the sweep to see whether training beats k-NN on pixels or "
-                "features."
-            )
+            if ds not in ran:
+                lines.append(
+                    f"{ds}: no no-training baseline with {metric}; add loss=baseline_pixels,"
+                    "baseline_features to the sweep to see whether training beats k-NN on "
+                    "pixels or features."
+                )
             continue
         for b in bases:
             below = [s for s in trained if better(metric, b.median, s.median)]
