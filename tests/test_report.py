@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from adabench.files import write_json
+from adabench.metrics import detection_metrics
 from adabench.report import bootstrap_median_ci, collect_runs, main, paired_tests, report, summarize
 
 from . import wandb_log
@@ -25,12 +26,22 @@ AUROC = {
 }
 
 
+def scores_with_auroc(auc: float, n: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """n normal + n abnormal scores whose AUROC is exactly ``auc`` (a multiple of 1/n²)."""
+    pairs = round(auc * n * n)  # abnormal image i is above c_i normal ones, Σ c_i = pairs
+    above = np.full(n, pairs // n) + (np.arange(n) < pairs % n)
+    score = 1e3 * np.r_[np.arange(n), above - 0.5]  # large: the metrics must not read logits
+    return score, np.r_[np.zeros(n), np.ones(n)].astype(np.int8)
+
+
 def make_sweep(root: Path) -> Path:
-    rng = np.random.default_rng(0)
     job = 0
     for loss, values in AUROC.items():
         for seed, auc in enumerate(values):
             run = root / f"{job}-{loss}-digits-s{seed}"
+            score, y = scores_with_auroc(auc)
+            run.mkdir(parents=True)
+            np.savez(run / "scores.npz", score=score, is_abnormal=y)
             write_json(
                 run / "metrics.json",
                 {
@@ -40,12 +51,7 @@ def make_sweep(root: Path) -> Path:
                     "backbone": "resnet18",
                     "seed": seed,
                     "config_hash": f"h{job}",
-                    "metrics": {
-                        "auroc": auc,
-                        "aupr": auc - 0.01,
-                        "fpr_at_95tpr": 1 - auc,
-                        "nn_accuracy": 0.9,
-                    },
+                    "metrics": {**detection_metrics(score, y), "nn_accuracy": 0.9},
                     "times": {
                         "setup_s": 1.0,
                         "train_s": 10.0 + seed,
@@ -54,12 +60,6 @@ def make_sweep(root: Path) -> Path:
                         "total_s": 12.0,
                     },
                 },
-            )
-            y = np.r_[np.zeros(50), np.ones(50)]
-            np.savez(
-                run / "scores.npz",
-                score=rng.normal(size=100) + 2 * auc * y,
-                is_abnormal=y.astype(np.int8),
             )
             job += 1
     write_json(
@@ -82,6 +82,37 @@ def make_sweep(root: Path) -> Path:
         },
     )
     return root
+
+
+def test_constructed_scores_have_the_stated_auroc():
+    for auc in (0.5, 0.79, 0.8, 0.9, 1.0):
+        assert detection_metrics(*scores_with_auroc(auc))["auroc"] == auc
+
+
+def test_report_recomputes_metrics_from_scores_and_fix_repairs_metrics_json(tmp_path, capsys):
+    """A metrics.json whose AUROC disagrees with its scores.npz (the logit bug) is flagged,
+    reported with the recomputed value, and rewritten by --fix (old value kept)."""
+    sweep = make_sweep(tmp_path / "sweep")
+    run = sweep / "0-softmax-digits-s0"
+    record = json.loads((run / "metrics.json").read_text())
+    right = dict(record["metrics"])
+    record["metrics"].update(auroc=0.5565, aupr=0.3)  # what the sigmoid made of large distances
+    write_json(run / "metrics.json", record)
+
+    out = report([sweep], plots=False, quiet=True)
+    (row,) = [r for r in out["rows"] if r["run_dir"].endswith("0-softmax-digits-s0")]
+    assert row["auroc"] == right["auroc"] and row["aupr"] == right["aupr"]
+    flagged = {(c.metric, c.recorded) for c in out["corrections"]}
+    assert flagged == {("auroc", 0.5565), ("aupr", 0.3)}
+    summary = (sweep / "summary.md").read_text()
+    assert "0-softmax-digits-s0: auroc 0.5565 -> 0.8000" in summary
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["auroc"] == 0.5565  # no --fix
+
+    assert main([str(sweep), "--no-plots", "--fix"]) == 0
+    fixed = json.loads((run / "metrics.json").read_text())
+    assert fixed["metrics"]["auroc"] == right["auroc"]
+    assert fixed["audit"]["previous"] == {"auroc": 0.5565, "aupr": 0.3}
+    assert report([sweep], plots=False, quiet=True)["corrections"] == []  # repaired for good
 
 
 def test_statistics_match_numpy_and_scipy(tmp_path):

@@ -30,7 +30,8 @@ class Evaluation:
     Attributes:
         metrics: AUROC, AUPR, FPR@95%TPR (every detection metric registered) and the closed-set
             1-NN accuracy.
-        scores: Per test image: ``score`` (float32) and ``is_abnormal`` (int8), for scores.npz.
+        scores: Per test image: ``score`` (float64, the values the metrics read) and
+            ``is_abnormal`` (int8), for scores.npz.
         embed_s: Seconds spent embedding.
         score_s: Seconds spent fitting the scorer, scoring and computing the metrics.
         embeddings: What was scored, with labels (embeddings.npz when ``save_embeddings``).
@@ -68,7 +69,7 @@ def evaluate_embeddings(
             dm.closed_labels.numpy(),
             scorer.distance,
         )
-    saved = {"score": scores.astype(np.float32), "is_abnormal": is_abnormal.astype(np.int8)}
+    saved = {"score": np.asarray(scores, np.float64), "is_abnormal": is_abnormal.astype(np.int8)}
     embeddings = {
         "train": emb["train"].numpy(),
         "train_labels": dm.train_labels.numpy(),

@@ -1,11 +1,15 @@
 """The metrics a run reports, one registry: name → function, direction, and what it measures.
 
-Detection metrics are functions of ``(scores, is_abnormal)`` (abnormal = positive, higher score
-= more anomalous), computed with torchmetrics in float64. A new one is a function and a
-:func:`register` line here; runs record it and the report's tables, plots and ``--metric``
-choices pick it up from :data:`METRICS`. ``nn_accuracy`` (closed-set 1-NN accuracy) and the
-classification protocol's accuracies and loss are computed in :mod:`adabench.evaluation` and only
-described here.
+Detection metrics are functions of ``(scores, is_abnormal)`` on float64 numpy arrays (abnormal =
+positive, higher score = more anomalous), computed with scikit-learn's ranking metrics, which
+use only the order of the scores: any real value works, of any magnitude or sign, ties
+included. (torchmetrics' ``binary_*`` functions read scores outside [0, 1] as logits and apply a
+sigmoid, which rounds large distances to the same 1.0 and so creates ties: adabench's AUROC
+was wrong for L2 distances above ≈ 20 until it stopped using them.) A new metric is a function
+and a :func:`register` line here; runs record it and the report's tables, plots and
+``--metric`` choices pick it up from :data:`METRICS`. ``nn_accuracy`` (closed-set 1-NN
+accuracy) and the classification protocol's accuracies and loss are argmax or nearest-neighbour
+counts computed in :mod:`adabench.evaluation` and only described here.
 """
 
 from __future__ import annotations
@@ -14,14 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    binary_roc,
-)
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_curve as _sk_roc_curve
 
 from adabench.errors import ConfigError
+
+Detection = Callable[[np.ndarray, np.ndarray], float]
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,16 @@ class Metric:
         name: Its key in metrics.json and results.csv.
         higher_is_better: Direction (FPR@95%TPR: lower is better).
         chance: Its value for a scorer that guesses (the plots draw it), or ``None``.
-        detection: ``fn(preds, target)`` on float64 scores and long labels, or ``None`` when it
-            is computed elsewhere.
+        detection: ``fn(scores, is_abnormal)`` on a float64 score array and a 0/1 label array,
+            or ``None`` when it is computed elsewhere.
+        bounds: The metric's range, for plot axes (``None``: unbounded).
     """
 
     name: str
     higher_is_better: bool
     chance: float | None
-    detection: Callable[[torch.Tensor, torch.Tensor], float] | None = None
+    detection: Detection | None = None
+    bounds: tuple[float, float] | None = (0.0, 1.0)
 
 
 METRICS: dict[str, Metric] = {}
@@ -53,19 +57,31 @@ def register(metric: Metric) -> Metric:
     return metric
 
 
-def _fpr_at_95tpr(preds: torch.Tensor, target: torch.Tensor) -> float:
-    fpr, tpr, _ = binary_roc(preds, target)
-    return float(fpr[tpr >= 0.95].min())
+def roc_curve(scores: np.ndarray, is_abnormal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct score threshold (abnormal = positive).
+
+    Every threshold is kept (no point is dropped), so rates read off the curve are exact.
+    """
+    fpr, tpr, _ = _sk_roc_curve(
+        np.asarray(is_abnormal), np.asarray(scores, np.float64), drop_intermediate=False
+    )
+    return fpr, tpr
 
 
-register(Metric("auroc", True, 0.5, lambda p, t: float(binary_auroc(p, t))))
-register(Metric("aupr", True, None, lambda p, t: float(binary_average_precision(p, t))))
-register(Metric("fpr_at_95tpr", False, 0.95, _fpr_at_95tpr))
+def fpr_at_tpr(scores: np.ndarray, is_abnormal: np.ndarray, tpr_min: float = 0.95) -> float:
+    """The lowest false-positive rate of a threshold that finds ``tpr_min`` of the anomalies."""
+    fpr, tpr = roc_curve(scores, is_abnormal)
+    return float(fpr[tpr >= tpr_min].min())
+
+
+register(Metric("auroc", True, 0.5, lambda s, y: float(roc_auc_score(y, s))))
+register(Metric("aupr", True, None, lambda s, y: float(average_precision_score(y, s))))
+register(Metric("fpr_at_95tpr", False, 0.95, fpr_at_tpr))
 register(Metric("nn_accuracy", True, None))
 # protocol=classification (adabench.evaluation.evaluate_classification)
 register(Metric("train_accuracy", True, None))
 register(Metric("test_accuracy", True, None))
-register(Metric("test_loss", False, None))
+register(Metric("test_loss", False, None, bounds=None))
 register(Metric("knn_accuracy", True, None))
 
 
@@ -79,10 +95,15 @@ def detection_metrics(scores: np.ndarray, is_abnormal: np.ndarray) -> dict[str, 
     """Every registered detection metric of ``scores`` (abnormal = positive).
 
     Raises:
-        ConfigError: the test set lacks normal or abnormal images.
+        ConfigError: the test set lacks normal or abnormal images, or a score is not finite.
     """
-    preds = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-    target = torch.as_tensor(np.asarray(is_abnormal)).long()
+    preds = np.asarray(scores, dtype=np.float64).ravel()
+    target = np.asarray(is_abnormal).astype(np.int64).ravel()
+    if len(preds) != len(target):
+        raise ConfigError(f"{len(preds)} scores for {len(target)} labels.")
     if target.min() == target.max():
         raise ConfigError("The test set needs both normal and abnormal images to compute AUROC.")
+    if not np.isfinite(preds).all():
+        bad = int((~np.isfinite(preds)).sum())
+        raise ConfigError(f"{bad} anomaly scores are NaN or infinite; metrics need finite scores.")
     return {m.name: m.detection(preds, target) for m in METRICS.values() if m.detection}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adabench.files import RESULT_FILE
+from adabench.report.audit import audit_lines, audit_rows
 from adabench.report.collect import METRIC_KEYS, TIME_KEYS, collect_runs, display_path
 from adabench.report.one_vs_rest import one_vs_rest_table
 from adabench.report.plots import plot_boxes, plot_roc
@@ -38,6 +39,7 @@ from adabench.report.upload import log_to_wandb
 
 __all__ = [
     "AUTO",
+    "audit_rows",
     "METRIC_KEYS",
     "TIME_KEYS",
     "GroupStats",
@@ -103,13 +105,20 @@ def report(
     plots: bool = True,
     wandb: bool = False,
     quiet: bool = False,
+    fix: bool = False,
 ) -> dict[str, Any]:
-    """Build the report; returns the rows, statistics, tests and written files."""
+    """Build the report; returns the rows, statistics, tests and written files.
+
+    Every completed run's detection metrics are recomputed from its ``scores.npz`` first (see
+    :mod:`.audit`): rows whose ``metrics.json`` disagrees are listed and reported with the
+    recomputed values; ``fix=True`` also writes those values to their ``metrics.json``.
+    """
     if metric != AUTO and metric not in METRIC_KEYS:
         raise ValueError(f"metric must be auto or one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
     rows = collect_runs(sweeps)
     if not rows:
         raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
+    rows, corrections = audit_rows(rows, fix=fix)
     auto, metric = metric == AUTO, choose_metric(rows) if metric == AUTO else metric
     out = Path(out_dir) if out_dir else Path(sweeps[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +132,7 @@ def report(
         for r in rows
         if r["status"] == "completed" and r["baseline"] and r.get(metric) is None
     }
+    tables["audit"] = audit_lines(corrections, fixed=fix)
     tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric, ran)
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
@@ -142,6 +152,7 @@ def report(
         "stats": stats,
         "tests": tests,
         "failures": failures,
+        "corrections": corrections,
         "plots": pngs,
         "metric": metric,
     }
@@ -167,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="write metrics recomputed from scores.npz into the metrics.json files that "
+        "disagree with them (the old values are kept under audit.previous)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when any run failed")
     args = p.parse_args(argv)
     try:
@@ -177,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.metric,
             plots=not args.no_plots,
             wandb=args.wandb,
+            fix=args.fix,
         )
     except (FileNotFoundError, ValueError) as err:
         p.error(str(err))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from adabench.files import SCORES_FILE, atomic_write
-from adabench.metrics import METRICS, higher_is_better
+from adabench.metrics import METRICS, higher_is_better, roc_curve
 
 _PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) marks baselines
 _GREYS = ("0.35", "0.6", "0.2", "0.75")
@@ -56,9 +56,11 @@ def _chance_axis(ax: Any, values: Sequence[float], metric: str) -> None:
     It is left off the axis (with a note) when showing it would squash the data into a sliver.
     """
     chance = METRICS[metric].chance if metric in METRICS else None
+    bounds = METRICS[metric].bounds if metric in METRICS else None
     lo, hi = float(min(values)), float(max(values))
     pad = max(0.01, 0.08 * (hi - lo))
     if chance is None:
+        _set_ylim(ax, lo - pad, hi + pad, bounds)
         return
     span = max(hi, chance) - min(lo, chance)
     if lo <= chance <= hi or (hi - lo + 2 * pad) >= CHANCE_SHARE * (span + 2 * pad):
@@ -72,9 +74,9 @@ def _chance_axis(ax: Any, values: Sequence[float], metric: str) -> None:
             va="bottom",
             transform=ax.get_yaxis_transform(),
         )
-        ax.set_ylim(min(lo, chance) - pad, max(hi, chance) + pad)
+        _set_ylim(ax, min(lo, chance) - pad, max(hi, chance) + pad, bounds)
     else:
-        ax.set_ylim(lo - pad, hi + pad)
+        _set_ylim(ax, lo - pad, hi + pad, bounds)
         where = "below" if chance < lo else "above"
         ax.text(
             0.01,
@@ -84,6 +86,24 @@ def _chance_axis(ax: Any, values: Sequence[float], metric: str) -> None:
             fontsize=8,
             transform=ax.transAxes,
         )
+
+
+def _set_ylim(ax: Any, lo: float, hi: float, bounds: tuple[float, float] | None) -> None:
+    """Set the y-axis to ``[lo, hi]``, never past the metric's own range (AUROC ≤ 1)."""
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    ax.set_ylim(lo, hi)
+
+
+def median_run(runs: Sequence[dict], metric: str) -> dict:
+    """The run a plot draws for "the median": the lower median of ``metric`` (ties by seed).
+
+    With an odd number of runs it is the run whose value is the table's median; with an even
+    number the table's median is the mean of the middle two, and this is the lower of them,
+    so the legend names which run (its seed and value) is drawn.
+    """
+    ordered = sorted(runs, key=lambda r: (float(r[metric]), r.get("seed") or 0))
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
@@ -135,8 +155,6 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
-    from torchmetrics.functional.classification import binary_roc
 
     written = []
     by: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -144,30 +162,26 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
     colours = loss_colours(rows)
     for r in rows:
         scored = r.get("protocol", "anomaly") != "classification"  # no anomaly scores there
-        if scored and r["status"] == "completed" and (Path(r["run_dir"]) / SCORES_FILE).exists():
+        done = r["status"] == "completed" and r.get(metric) is not None
+        if scored and done and (Path(r["run_dir"]) / SCORES_FILE).exists():
             by[r["dataset"]][r["loss"]].append(r)
     for ds, losses in sorted(by.items()):
         fig, ax = plt.subplots(figsize=(5, 5))
         for loss in loss_order(list(losses), no_training):
-            rs = losses[loss]
-            rs = sorted(rs, key=lambda r: r[metric])
-            median_run = rs[(len(rs) - 1) // 2]
-            data = np.load(Path(median_run["run_dir"]) / SCORES_FILE)
-            fpr, tpr, _ = binary_roc(
-                torch.as_tensor(data["score"], dtype=torch.float64),
-                torch.as_tensor(data["is_abnormal"]).long(),
-            )
+            drawn = median_run(losses[loss], metric)
+            data = np.load(Path(drawn["run_dir"]) / SCORES_FILE)
+            fpr, tpr = roc_curve(data["score"], data["is_abnormal"])
             ax.plot(
-                fpr.numpy(),
-                tpr.numpy(),
+                fpr,
+                tpr,
                 color=colours[loss],
                 ls="--" if loss in no_training else "-",
-                label=f"{loss} (AUROC {median_run['auroc']:.3f})",
+                label=f"{loss}: seed {drawn.get('seed')}, AUROC {float(drawn['auroc']):.3f}",
             )
         ax.plot([0, 1], [0, 1], color="tab:red", ls=":", lw=0.8, label="chance")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"{ds}: ROC of the median run per loss")
+        ax.set_title(f"{ds}: ROC of the median run per loss\n(lower median for even n)", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")
         written.append(_save_figure(fig, out_dir / f"roc_{_safe(ds)}.png"))
     return written

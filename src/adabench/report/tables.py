@@ -103,6 +103,10 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
 def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
     """``summary.md``."""
     parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
+    if tables.get("audit"):
+        head, *fixes = tables["audit"]
+        parts += ["", "## Metrics recomputed from scores.npz", "", head, ""]
+        parts += [f"- {line}" for line in fixes]
     parts += ["", "## Per dataset × loss (completed runs)", "", _markdown(*tables["summary"])]
     parts += [
         "",
@@ -146,6 +150,8 @@ def print_tables(tables: dict, metric: str) -> None:
     console = Console()
     if not console.is_terminal:  # a file or a CI log: no terminal width to fit, print it whole
         console = Console(width=200)
+    for line in tables.get("audit", []):
+        console.print(line, soft_wrap=True)
     for key, title in (
         ("summary", f"{metric} per dataset × loss"),
         ("paired", "paired by seed vs baseline"),
