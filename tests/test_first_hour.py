@@ -138,8 +138,10 @@ def test_no_embeddings_unless_asked(tmp_path):
 
 
 def test_a_failure_is_one_line_unless_the_traceback_is_asked_for(tmp_path, monkeypatch, capsys):
+    from adabench import console
     from adabench.console import report_failure
 
+    monkeypatch.setattr(console, "_FIRST_WITH", {})  # no earlier job of this process printed it
     monkeypatch.delenv("ADABENCH_TRACEBACK", raising=False)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     err = ConfigError("scorer.k=41 must be between 1 and 40.")

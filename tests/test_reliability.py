@@ -222,7 +222,7 @@ def test_diverged_run_is_recorded_as_failed(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_is_recorded_as_failed(tmp_path):
+def test_sigterm_is_recorded_as_interrupted(tmp_path):
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -240,7 +240,8 @@ def test_sigterm_is_recorded_as_failed(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     m = json.loads(result.read_text())
-    assert m["status"] == "failed" and m["error"]["type"] == "RunInterrupted"
+    assert m["status"] == "interrupted" and m["error"]["type"] == "RunInterrupted"
+    assert m["error"]["message"] == "received signal SIGTERM"
 
 
 def test_resume_skips_completed_run(tmp_path, capsys):

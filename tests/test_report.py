@@ -26,6 +26,12 @@ AUROC = {
 }
 
 
+DIVERGED = (  # a reason longer than a table cell, whose fix is at its end
+    "Training diverged: the loss became NaN at epoch 3 of 10 (lr 0.003, batch 128, 9 classes);"
+    " lower the learning rate, e.g. optimizer.lr=0.0003, or set trainer.gradient_clip_val=1.0"
+)
+
+
 def scores_with_auroc(auc: float, n: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """n normal + n abnormal scores whose AUROC is exactly ``auc`` (a multiple of 1/n²)."""
     pairs = round(auc * n * n)  # abnormal image i is above c_i normal ones, Σ c_i = pairs
@@ -69,7 +75,7 @@ def make_sweep(root: Path) -> Path:
             "loss": "sphereface",
             "dataset": "digits",
             "seed": 0,
-            "error": {"type": "DivergedError", "message": "Training diverged: the loss became NaN"},
+            "error": {"type": "DivergedError", "message": DIVERGED},
         },
     )
     write_json(
@@ -158,6 +164,7 @@ def test_report_writes_csv_markdown_and_plots(tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "arcface vs softmax" in md and "95% CI of median" in md
     assert "Training diverged" in md and "interrupted" in md  # failures listed, never dropped
+    assert DIVERGED in md  # whole, never cut before its fix
     assert sorted(result["plots"]) == ["box_digits_auroc.png", "roc_digits.png"]
     for png in result["plots"]:
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
@@ -338,3 +345,40 @@ def test_a_classification_sweep_is_reported_by_test_accuracy_and_says_what_is_le
     assert {s.loss for s in by_knn["stats"]} == {"softmax", "adacos_fixed", "baseline_pixels"}
     with pytest.raises(ValueError, match="metric must be auto or one of auroc"):
         report([root], tmp_path / "out", metric="accuracy")
+
+
+def test_plots_stay_in_the_metrics_range_and_name_the_run_drawn(tmp_path, monkeypatch):
+    """AUROCs at 1.0 give no y-axis above 1; with 4 seeds the ROC legend names the lower-median
+    run (its seed and AUROC), the rule plots.median_run documents."""
+    from adabench.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save_figure", lambda fig, path: figures.append(fig) or path.name)
+    rows = []
+    for loss, values in {
+        "arcface": [1.0, 0.998, 1.0, 0.996],
+        "softmax": [0.8, 0.86, 0.82, 0.84],
+    }.items():
+        for seed, auc in enumerate(values):
+            run = tmp_path / f"{loss}-{seed}"
+            run.mkdir()
+            score, y = scores_with_auroc(auc)
+            np.savez(run / "scores.npz", score=score, is_abnormal=y)
+            rows.append(
+                {
+                    "run_dir": str(run),
+                    "status": "completed",
+                    "loss": loss,
+                    "dataset": "d",
+                    "seed": seed,
+                    "baseline": "",
+                    "auroc": auc,
+                }
+            )
+    plots.plot_boxes(rows, tmp_path, "auroc")
+    plots.plot_roc(rows, tmp_path, "auroc")
+    box, roc = figures
+    assert box.axes[0].get_ylim()[1] <= 1.0
+    legend = [t.get_text() for t in roc.axes[0].get_legend().get_texts()]
+    assert "softmax: seed 2, AUROC 0.820" in legend  # 0.80 0.82 | 0.84 0.86: the lower median
+    assert "arcface: seed 1, AUROC 0.998" in legend

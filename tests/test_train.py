@@ -74,7 +74,7 @@ def test_default_run_writes_metrics(tmp_path):
     (expected,) = readme_example()
     seconds = re.compile(r"\(\d+\.\ds\) -> \S+$")
     assert seconds.sub("", line) == seconds.sub("", expected)
-    assert line.endswith(f"-> {run / 'metrics.json'}")
+    assert line.endswith("-> run/metrics.json")  # relative to the working directory
     for noise in ("GPU available", "litlogger", "limit_train_batches", "LeafSpec", "Warning"):
         assert noise not in proc.stdout + proc.stderr, noise
     log = (run / "train.log").read_text()  # the run's log holds what the console leaves out
@@ -92,7 +92,13 @@ def test_multirun_names_runs_records_failures_and_goes_on(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     failed_lines = [x for x in proc.stderr.splitlines() if x.startswith("[adabench] FAILED")]
     reason = "ConfigError: scorer.k=100000 must be between 1 and the number of normal training"
-    assert len(failed_lines) == 2 and all(reason in x for x in failed_lines)  # as they fail
+    assert len(failed_lines) == 2 and reason in failed_lines[0]  # as they fail: in full once,
+    assert failed_lines[1].endswith(  # then referred to
+        f"the same error as {failed_lines[0].split()[2].rstrip(':')} (above)"
+    )
+    assert proc.stdout.splitlines()[-1] == (  # the last line says what comes next
+        "2/4 completed, 2 failed; next: adabench report sweep"  # relative to the cwd
+    )
     listing = proc.stderr[proc.stderr.index("[adabench] 2 job(s) of the sweep failed:") :]
     assert listing.count(reason) == 2 and listing.count("metrics.json") == 2  # and at the end
     runs = sorted(p.parent.name.rsplit("-", 1)[0] for p in sweep.glob("*/metrics.json"))

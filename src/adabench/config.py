@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +78,73 @@ def check_parameters(target: Any, params: Mapping[str, Any], group: str) -> None
         )
 
 
+_EXAMPLE_OF = {int: "10", float: "0.5", bool: "true", str: "name"}
+_KIND = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _accepts(kind: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits the annotation ``kind`` (``None``: not a type this checks)."""
+    if kind is Any:
+        return True
+    if kind is type(None):
+        return value is None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        verdicts = [_accepts(k, value) for k in typing.get_args(kind)]
+        return True if any(verdicts) else (None if None in verdicts else False)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return None  # containers, classes, callables: the constructor decides
+
+
+def _hints(target: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: nothing to check against
+        return {}
+
+
+def check_types(target: Any, params: Mapping[str, Any], group: str) -> None:
+    """Raise :class:`ConfigError` for a value whose type its constructor's annotation refuses.
+
+    The message names the key, the value, what is expected and an example, e.g.
+    ``loss.margin='abc' must be a number (float), e.g. loss.margin=0.5``. Only plain
+    annotations (``int``, ``float``, ``bool``, ``str``, ``None`` and unions of them) are
+    checked; anything else is left to the constructor.
+    """
+    hints = _hints(target)
+    try:
+        defaults = {
+            n: p.default
+            for n, p in inspect.signature(target).parameters.items()
+            if p.default is not p.empty
+        }
+    except (TypeError, ValueError):
+        defaults = {}
+    for key, value in params.items():
+        kind = hints.get(key)
+        if kind is None or _accepts(kind, value) is not False:
+            continue
+        plain = [k for k in (typing.get_args(kind) or (kind,)) if k in _KIND]
+        expected = " or ".join(_KIND[k] for k in plain) or str(kind)
+        if type(None) in typing.get_args(kind):
+            expected += " or null"
+        default = defaults.get(key)
+        example = (
+            str(default).lower() if isinstance(default, bool) else default
+        ) if default is not None else _EXAMPLE_OF.get(plain[0] if plain else str, "<value>")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ConfigError(
+            f"{group}.{key}={shown} must be {expected}, e.g. {group}.{key}={example}"
+        )
+
+
 def build(node: Mapping[str, Any] | DictConfig, *args: Any, where: str = "config", **context: Any):
     """Build the object ``node`` describes: ``target(*args, **context, **parameters)``.
 
@@ -96,6 +165,7 @@ def build(node: Mapping[str, Any] | DictConfig, *args: Any, where: str = "config
     if clash:
         raise ConfigError(f"{where}.{clash[0]} is set by adabench at run time; remove it.")
     check_parameters(target, {**params, **context}, where)
+    check_types(target, params, where)
     if spec.get("_partial_"):
         return functools.partial(target, *args, **context, **params)
     try:
@@ -123,6 +193,22 @@ EXAMPLES = {  # what a required value looks like, for the error message
     "dataset.normal": "ok",
     "dataset.abnormal": "scratch",
 }
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Refuse values that would run without error but not as meant, before anything is built.
+
+    ``trainer.max_epochs``: Lightning reads -1 as "train forever" (and the cosine schedule
+    would get ``T_max = -1``); 0 trains nothing.
+    """
+    epochs = (cfg.get("trainer") or {}).get("max_epochs")
+    if epochs is not None and (
+        isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
+    ):
+        raise ConfigError(
+            f"trainer.max_epochs={epochs!r} must be a positive integer (Lightning reads -1 as "
+            "unlimited: it would train forever), e.g. trainer.max_epochs=10"
+        )
 
 
 def check_required(cfg: DictConfig) -> None:

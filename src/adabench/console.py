@@ -53,16 +53,25 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}"
 
 
+_FIRST_WITH: dict[str, str] = {}  # error text -> the sweep job that printed it in full
+
+
 def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool) -> bool:
     """Show a failed run the short way; returns whether the caller should re-raise instead.
 
     The traceback always goes to the run's log. In a sweep: one ``FAILED`` line, and the sweep
-    goes on. A single run: the error line and where its traceback is, unless
+    goes on; an error that an earlier job of the process printed already is referred to, not
+    printed again. A single run: the error line and where its traceback is, unless
     ``ADABENCH_TRACEBACK`` (or Hydra's ``HYDRA_FULL_ERROR``) asks for the traceback itself.
     """
     _trace.info("".join(traceback.format_exception(err)))
     if in_sweep:
-        say(f"[adabench] FAILED {run_name}: {error_text(err)}", err=True)
+        text = error_text(err)
+        first = _FIRST_WITH.setdefault(text, run_name)
+        if first == run_name:
+            say(f"[adabench] FAILED {run_name}: {text}", err=True)
+        else:
+            say(f"[adabench] FAILED {run_name}: the same error as {first} (above)", err=True)
         return False
     if os.environ.get(TRACEBACK_ENV) or os.environ.get("HYDRA_FULL_ERROR"):
         return True

@@ -66,6 +66,15 @@ def read_result(run_dir: str | Path) -> dict | None:
         return None
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def sweep_group(sweep_dir: str | Path) -> str:
     """The name that groups a sweep's runs (W&B group, report title): its folder path, flattened."""
     return str(sweep_dir).strip("/").replace("/", "_")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from typing import TYPE_CHECKING, Any
 
 from adabench.files import CSV_DIR
 from adabench.wandb_auth import wandb_mode
+
+if TYPE_CHECKING:  # Lightning loads when a logger is built, not when this module is imported
+    from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 _SECRET_HINTS = ("api_key", "apikey", "token", "password", "secret")
 
@@ -38,6 +39,8 @@ def no_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> 
 
 def csv_logger(run_dir: Path, run_name: str, group: str | None, config: dict) -> CSVLogger:
     """``logger=csv``: ``csv/metrics.csv`` in the run folder."""
+    from lightning.pytorch.loggers import CSVLogger
+
     return CSVLogger(save_dir=str(run_dir), name="", version=CSV_DIR)
 
 
@@ -65,6 +68,8 @@ def wandb_logger(
         tags: W&B tags.
         mode: ``auto``, ``online``, ``offline`` or ``disabled`` (:func:`wandb_mode`).
     """
+    from lightning.pytorch.loggers import WandbLogger
+
     chosen = wandb_mode(mode, announce_in=run_dir)
     os.environ.setdefault("WANDB_SILENT", "true")
     logger = WandbLogger(
@@ -91,6 +96,8 @@ def finish_logger(logger: Logger | bool, summary: Mapping[str, Any] | None) -> N
     Closing W&B lets the next job of a sweep start a fresh run; a no-training baseline run has
     no trainer to flush a CSV logger.
     """
+    from lightning.pytorch.loggers import Logger, WandbLogger
+
     if isinstance(logger, Logger) and not isinstance(logger, WandbLogger):
         logger.save()
     if isinstance(logger, WandbLogger):

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.metrics import roc_curve as _sk_roc_curve
 
 from adabench.errors import ConfigError
 
@@ -62,7 +60,9 @@ def roc_curve(scores: np.ndarray, is_abnormal: np.ndarray) -> tuple[np.ndarray, 
 
     Every threshold is kept (no point is dropped), so rates read off the curve are exact.
     """
-    fpr, tpr, _ = _sk_roc_curve(
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    fpr, tpr, _ = sk_roc_curve(
         np.asarray(is_abnormal), np.asarray(scores, np.float64), drop_intermediate=False
     )
     return fpr, tpr
@@ -74,8 +74,22 @@ def fpr_at_tpr(scores: np.ndarray, is_abnormal: np.ndarray, tpr_min: float = 0.9
     return float(fpr[tpr >= tpr_min].min())
 
 
-register(Metric("auroc", True, 0.5, lambda s, y: float(roc_auc_score(y, s))))
-register(Metric("aupr", True, None, lambda s, y: float(average_precision_score(y, s))))
+def auroc(scores: np.ndarray, is_abnormal: np.ndarray) -> float:
+    """Area under the ROC curve: P(abnormal above normal) + ½ P(tie)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(is_abnormal, scores))
+
+
+def aupr(scores: np.ndarray, is_abnormal: np.ndarray) -> float:
+    """Average precision (abnormal = positive): Σ (R_t − R_{t−1}) P_t over thresholds."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(is_abnormal, scores))
+
+
+register(Metric("auroc", True, 0.5, auroc))
+register(Metric("aupr", True, None, aupr))
 register(Metric("fpr_at_95tpr", False, 0.95, fpr_at_tpr))
 register(Metric("nn_accuracy", True, None))
 # protocol=classification (adabench.evaluation.evaluate_classification)

@@ -121,6 +121,14 @@ def running_status(record: dict[str, Any]) -> str:
     return "running"
 
 
+def interrupt_reason(cause: BaseException) -> str:
+    """What stopped a run, in words: a signal's name, or Ctrl-C."""
+    text = str(cause).strip()
+    if isinstance(cause, KeyboardInterrupt) and text:  # RunInterrupted names its signal
+        return text
+    return "interrupted by Ctrl-C (SIGINT)"
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -151,12 +159,17 @@ class RunRecord:
         self.data.update(status="completed", metrics=metrics, **facts)
 
     def failed(self, cause: BaseException) -> None:
-        """Mark the run failed with the cause's type, message and traceback."""
+        """Mark the run failed with the cause's type, message and traceback.
+
+        An interrupt (Ctrl-C, SIGTERM, or the ``SystemExit`` Lightning turns them into) marks
+        it ``interrupted`` instead, with what stopped it as the message.
+        """
+        interrupted = isinstance(cause, KeyboardInterrupt | SystemExit)
         self.data.update(
-            status="failed",
+            status="interrupted" if interrupted else "failed",
             error={
                 "type": type(cause).__name__,
-                "message": str(cause),
+                "message": interrupt_reason(cause) if interrupted else str(cause),
                 "traceback": traceback.format_exc(limit=20),
             },
         )

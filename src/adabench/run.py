@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from adabench.config import check_required
+from adabench.config import check_required, check_values
 from adabench.console import report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
 from adabench.data.protocols import PRIMARY_METRIC
@@ -29,6 +29,7 @@ from adabench.files import (
     SPLIT_FILE,
     WEIGHTS_FILE,
     atomic_write,
+    display_path,
     save_arrays,
     write_json,
 )
@@ -56,7 +57,7 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
 class RunInterrupted(KeyboardInterrupt):
     """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped.
 
-    Like Ctrl-C it is not an ``Exception``: the run records ``status: failed`` and the whole
+    Like Ctrl-C it is not an ``Exception``: the run records ``status: interrupted`` and the whole
     sweep stops (a multirun goes on after a job's *error*, not after the process is told to
     end).
     """
@@ -203,6 +204,7 @@ def _run(
     times: dict[str, float],
 ) -> tuple[Any, Any]:
     """Build, then fit and evaluate (or evaluate a baseline); returns (logger, RunResult)."""
+    check_values(cfg)  # before anything is built, recorded as the run's failure
     # torch, Lightning and timm load here, not at import: a Hydra error or --help stays fast
     import lightning as L
     import torch
@@ -246,5 +248,5 @@ def _print_result(record: dict, run_dir: Path) -> None:
     parts = [f"{k}={m[k]:.4f}" for k in METRICS if k in m]
     say(
         f"[adabench] {record['run_name']}: {' '.join(parts)} "
-        f"({record['times']['total_s']:.1f}s) -> {run_dir / RESULT_FILE}"
+        f"({record['times']['total_s']:.1f}s) -> {display_path(run_dir / RESULT_FILE)}"
     )

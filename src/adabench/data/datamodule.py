@@ -11,13 +11,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from adabench.config import check_types
 from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch, two_views
 from adabench.data.images import align_classes
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import check_protocol, draw_split
 from adabench.data.sources import build_source
-from adabench.data.splits import Split, is_rest, resolve_classes, training_labels
+from adabench.data.splits import Split, SplitCounts, is_rest, resolve_classes, training_labels
 
 
 class _BatchTensors(torch.utils.data.Dataset):
@@ -58,6 +59,8 @@ class AnomalyDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
+        counts = {k: self.cfg[k] for k in SplitCounts.__dataclass_fields__ if k in self.cfg}
+        check_types(SplitCounts, counts, "dataset")  # a bad count fails before any decoding
         self.protocol = check_protocol(protocol)
         self.source = build_source(self.cfg)
         self.seed = int(seed)

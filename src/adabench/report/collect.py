@@ -6,21 +6,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adabench.files import RESULT_FILE, SUPERSEDED_DIR, load_result
+from adabench.files import RESULT_FILE, SUPERSEDED_DIR, display_path, load_result
 from adabench.metrics import METRICS
 from adabench.record import running_status
 
+__all__ = ["METRIC_KEYS", "TIME_KEYS", "collect_runs", "dataset_label", "display_path"]
+
 METRIC_KEYS = tuple(METRICS)
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
-
-
-def display_path(path: str | Path) -> str:
-    """``path`` relative to the working directory when it lies below it, else absolute."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def dataset_label(record: dict) -> str:

@@ -68,7 +68,7 @@ def summary_tables(
             str(r["loss"]),
             str(r["seed"]),
             r["status"],
-            (r["error"] or "").splitlines()[0][:160] if r["error"] else "",
+            " ".join((r["error"] or "").split()),  # whole: the end of a reason is its fix
             r["run_dir"],
         ]
         for r in failures
@@ -97,7 +97,8 @@ def summary_tables(
 
 def _markdown(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    cells = [[c.replace("|", "\\|") for c in r] for r in rows]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
 def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
