@@ -156,6 +156,27 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
     assert "anonymous setting" not in out.out + out.err  # no deprecation noise from W&B
     (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
     assert wandb_log.summary(run_file)["test/auroc"] == pytest.approx(m["metrics"]["auroc"])
+    config = wandb_log.config(run_file)  # the columns a sweep is grouped and filtered by
+    assert {k: config[k] for k in ("loss", "dataset", "task", "seed")} == {
+        "loss": "arcface",
+        "dataset": "digits",
+        "task": "digits: 1 vs 7",
+        "seed": 0,
+    }
+    assert config["cfg"]["loss"]["scale"] == m["config"]["loss"]["scale"]
+    media = wandb_log.history(run_file)
+    assert media["test/roc_and_scores"]["_type"] == "image-file"
+    assert media["test/scores_normal"]["_type"] == "histogram"
+    assert media["test/scores_abnormal"]["_type"] == "histogram"
+    assert media["test/roc_table"]["_type"] == "table-file"  # the ROC as a W&B line chart
+    csv_rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()
+    assert "train/loss" in csv_rows[0] or "train_loss" in csv_rows[0]  # the CSV beside W&B
+    monkeypatch.setenv("WANDB_MODE", "offline")  # offline by the environment: said too
+    _train_in_process(tmp_path / "run3", "logger=wandb", "logger.mode=auto")
+    offline = capsys.readouterr().out
+    assert f"W&B: WANDB_MODE=offline; logging offline to {tmp_path / 'run3' / 'wandb'}" in offline
+    assert "wandb sync" in offline
+    monkeypatch.delenv("WANDB_MODE")
     # a key in the environment never reaches files we write
     monkeypatch.setenv("WANDB_API_KEY", secret)
     _train_in_process(tmp_path / "run2", "logger=wandb", "logger.mode=offline")

@@ -46,3 +46,31 @@ def summary(path: Path) -> dict:
                 key = item.key or "/".join(item.nested_key)
                 out[key] = json.loads(item.value_json)
     return out
+
+
+def history(path: Path) -> dict:
+    """Every key logged to the run's history, with its last value (media as their JSON)."""
+    out: dict = {}
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "history":
+            for item in rec.history.item:
+                if item.key:
+                    out[item.key] = json.loads(item.value_json)
+                    continue
+                *outer, last = item.nested_key  # media: {"test/roc": {"_type": ..., ...}}
+                node = out.setdefault(outer[0], {}) if outer else out
+                node[last] = json.loads(item.value_json)
+    return out
+
+
+def config(path: Path) -> dict:
+    """The run's config: top-level key -> value."""
+    out: dict = {}
+    for rec in records(path):
+        kind = rec.WhichOneof("record_type")
+        updates = rec.run.config.update if kind == "run" else rec.config.update
+        if kind in ("run", "config"):
+            for item in updates:
+                key = item.key or "/".join(item.nested_key)
+                out[key] = json.loads(item.value_json)
+    return out

@@ -204,10 +204,11 @@ class AnomalyEvaluation(L.Callback):
         return result
 
     def _log(self, trainer: L.Trainer, metrics: dict[str, Any], prefix: str) -> None:
-        if trainer.logger is not None and trainer.is_global_zero:
-            trainer.logger.log_metrics(
-                {f"{prefix}/{k}": v for k, v in metrics.items()}, step=trainer.global_step
-            )
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:  # W&B and the CSV beside it
+                logger.log_metrics(
+                    {f"{prefix}/{k}": v for k, v in metrics.items()}, step=trainer.global_step
+                )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: AnomalyModule) -> None:
         n = self.every_n_epochs

@@ -8,11 +8,8 @@ them: threads, warnings, SIGTERM, the logger's lifetime and the one-line result.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,8 @@ from adabench.files import (
     save_arrays,
     write_json,
 )
-from adabench.loggers import finish_logger, redact
+from adabench.interrupts import RunInterrupted, sigterm_raises
+from adabench.loggers import finish_logger, log_scores, loggers_of, redact
 from adabench.metrics import METRICS
 from adabench.record import (
     RunRecord,
@@ -52,38 +50,6 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
     ".*does not have many workers.*",
     ".*module\\(s\\) in eval mode.*",  # the frozen trunk, on purpose
 )
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """The run received SIGTERM (a scheduler's time limit, ``kill``) and stopped.
-
-    Like Ctrl-C it is not an ``Exception``: the run records ``status: interrupted`` and the whole
-    sweep stops (a multirun goes on after a job's *error*, not after the process is told to
-    end).
-    """
-
-
-@contextlib.contextmanager
-def _sigterm_raises(received: list[RunInterrupted]) -> Iterator[None]:
-    """Turn SIGTERM into :class:`RunInterrupted` so the failure is recorded, not lost.
-
-    The exception is also appended to ``received``: Lightning turns interrupts into
-    ``SystemExit``, and the record must still say what happened.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        received.append(RunInterrupted(f"received signal {signal.Signals(signum).name}"))
-        raise received[-1]
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def primary_metric(record: dict) -> float:
@@ -173,7 +139,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
     t_start = time.perf_counter()
     interrupts: list[RunInterrupted] = []
     try:
-        with _sigterm_raises(interrupts):
+        with sigterm_raises(interrupts):
             logger, result = _run(cfg, ctx, run_dir, config, times)
         times.update(result.times)
         record.completed(result.metrics, result.facts)
@@ -209,6 +175,8 @@ def _run(
     import lightning as L
     import torch
 
+    route_library_logs()  # Lightning has just been imported: its console handlers go
+
     from adabench.build import build_logger, build_run
     from adabench.fit import evaluate_baseline, fit_and_evaluate
 
@@ -225,10 +193,14 @@ def _run(
     times["setup_s"] = time.perf_counter() - t0
     if built.baseline is not None:
         result = evaluate_baseline(built)
-        if logger and result.writer:
-            logger.log_metrics({f"test/{k}": v for k, v in result.metrics.items()}, step=0)
+        if result.writer:
+            for one in loggers_of(logger):
+                one.log_metrics({f"test/{k}": v for k, v in result.metrics.items()}, step=0)
+            log_scores(logger, result.scores)
         return logger, result
     result = fit_and_evaluate(cfg, built, logger, run_dir)
+    if result.writer:
+        log_scores(logger, result.scores)
     if result.writer and cfg.get("save_weights"):
         atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: torch.save(built.module.state_dict(), tmp))
     return logger, result

@@ -39,14 +39,17 @@ def wandb_mode(mode: str = "auto", announce_in: Path | None = None) -> str:
     if mode not in WANDB_MODES:
         raise ConfigError(f"logger.mode must be one of {', '.join(WANDB_MODES)}, got {mode!r}.")
     if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if wandb_api_key_available():
-        return "online"
-    if announce_in is not None:
+        chosen, why = mode, f"logger.mode={mode}"
+    elif os.environ.get("WANDB_MODE"):
+        chosen, why = os.environ["WANDB_MODE"], f"WANDB_MODE={os.environ['WANDB_MODE']}"
+    elif wandb_api_key_available():
+        chosen, why = "online", ""
+    else:
+        chosen, why = "offline", "no API key found (WANDB_API_KEY or `wandb login`)"
+    if chosen == "offline" and announce_in is not None:
+        where = announce_in / "wandb"
         print(
-            f"W&B: no API key found (WANDB_API_KEY or `wandb login`); logging offline to "
-            f"{announce_in / 'wandb'} — upload later with `wandb sync {announce_in / 'wandb'}`."
+            f"W&B: {why}; logging offline to {where} — upload later with "
+            f"`wandb sync {where}/offline-run-*`."
         )
-    return "offline"
+    return chosen
