@@ -153,7 +153,7 @@ def test_odd_files_names_sizes_and_modes(tmp_path):
         (
             "scorer.k=41",
             ConfigError,
-            "scorer.k=41 must be between 1 and the number of normal training images (40)",
+            "scorer.k=41 must be between 1 and the number of normal training images (32)",
         ),
         ("scorer.distance=manhattan", ConfigError, "scorer.distance must be one of cosine, l2"),
         (

@@ -114,7 +114,7 @@ def test_multirun_names_runs_records_failures_and_goes_on(tmp_path):
         failed = ms[(loss, 100000)]
         assert failed["status"] == "failed"
         assert (
-            "scorer.k=100000 must be between 1 and the number of normal training images (40)"
+            "scorer.k=100000 must be between 1 and the number of normal training images (32)"
             in failed["error"]["message"]
         )
     assert ms[("arcface_s16", 1)]["config"]["loss"]["scale"] == 16.0
@@ -187,7 +187,9 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
 
 def test_folder_dataset_run(tmp_path, image_tree):
     m = _train_in_process(tmp_path / "run", *folder_args(image_tree, "a", "b"), "scorer.k=3")
-    assert m["data"]["sizes"]["normal_train"] == 12 and m["data"]["reference"] == ["c", "d"]
+    sizes = m["data"]["sizes"]  # 12 normal images: 2 held out for validation (20 % at most)
+    assert sizes["normal_train"] == 10 and sizes["val_normal"] + sizes["val_abnormal"] == 2
+    assert m["data"]["reference"] == ["c", "d"]
 
 
 @pytest.mark.slow

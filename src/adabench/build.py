@@ -19,6 +19,7 @@ from adabench.backbone import create_model, input_normalization
 from adabench.baselines import Baseline
 from adabench.config import as_dict, build, target_of
 from adabench.data.datamodule import AnomalyDataModule
+from adabench.data.protocols import Protocol
 from adabench.embedder import Embedder
 from adabench.errors import ConfigError
 from adabench.lightning_module import AnomalyModule
@@ -26,6 +27,11 @@ from adabench.progress import CompactProgressBar
 from adabench.scoring import Scorer, check_k
 from adabench.stages import split_backbone
 from adabench.trunk_cache import TrunkCache, module_digest, trunk_key
+
+
+def build_protocol(cfg: DictConfig) -> Protocol:
+    """The ``protocol`` group's object (its validation design built inside it)."""
+    return build(cfg.protocol, where="protocol")  # type: ignore[no-any-return]
 
 
 def build_datamodule(cfg: DictConfig) -> AnomalyDataModule:
@@ -36,7 +42,7 @@ def build_datamodule(cfg: DictConfig) -> AnomalyDataModule:
         batch_size=int(cfg.batch_size),
         eval_batch_size=int(cfg.eval_batch_size),
         cache_dir=cfg.paths.get("cache_dir"),
-        protocol=str(cfg.get("protocol", {}).get("name", "anomaly")),
+        protocol=build_protocol(cfg),
     )
 
 
@@ -169,7 +175,7 @@ def build_run(cfg: DictConfig) -> BuiltRun:
     dm = build_datamodule(cfg)
     dm.setup("fit")
     make_scorer = scorer_factory(cfg)
-    if dm.protocol != "classification":  # fail before training, not after
+    if dm.protocol.scores_anomalies:  # fail before training, not after
         check_k(int(cfg.scorer.k), len(dm.split.normal_train))
     baseline = build(cfg.loss, where="loss") if is_baseline(cfg) else None
     needs = 0 if baseline is not None else getattr(target_of(cfg.loss, "loss"), "min_classes", 2)
@@ -196,11 +202,9 @@ def build_run(cfg: DictConfig) -> BuiltRun:
 
 
 def training_callbacks(cfg: DictConfig) -> list[Any]:
-    """Callbacks that shape training (they run before the evaluation callback).
+    """Callbacks that shape training: ``ema_decay`` averages the weights (EMAWeightAveraging).
 
-    ``ema_decay`` set: the weights are replaced by their exponential moving average (Lightning's
-    ``EMAWeightAveraging``, BatchNorm statistics averaged too) when training ends, so the
-    evaluation scores the averaged model.
+    The weights (BatchNorm statistics too) become their moving average when training ends.
     """
     decay = cfg.get("ema_decay")
     if decay is None:

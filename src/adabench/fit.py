@@ -12,13 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from adabench.build import BuiltRun, build_trainer, training_callbacks
-from adabench.evaluation import (
-    EVAL_PARTS,
-    AnomalyEvaluation,
-    Evaluation,
-    evaluate_classification,
-    evaluate_embeddings,
-)
+from adabench.evaluation import EVAL_PARTS, PeriodicValidation, evaluate_model, log_metrics
 
 
 @dataclass
@@ -47,6 +41,7 @@ class RunResult:
 def _built_facts(built: BuiltRun) -> dict[str, Any]:
     return {
         "baseline": built.baseline.kind if built.baseline else None,
+        "protocol_info": built.dm.protocol.describe(),
         "backbone_info": built.backbone_info,
         "trunk_cache": built.cache_info,
         "data": built.dm.summary(),
@@ -55,24 +50,26 @@ def _built_facts(built: BuiltRun) -> dict[str, Any]:
 
 def fit_and_evaluate(cfg: DictConfig, built: BuiltRun, logger: Any, run_dir: Path) -> RunResult:
     """Train ``built.module`` with the ``trainer`` group's Trainer, then evaluate it."""
-    evaluator = AnomalyEvaluation(built.make_scorer, cfg.get("eval_every_n_epochs"))
-    trainer = build_trainer(cfg, run_dir, logger, [*training_callbacks(cfg), evaluator])
+    dm, protocol, history = built.dm, built.dm.protocol, []
+    every = cfg.get("eval_every_n_epochs")
+    periodic = PeriodicValidation(protocol, built.make_scorer, every, history)
+    trainer = build_trainer(cfg, run_dir, logger, [*training_callbacks(cfg), periodic])
     t0 = time.perf_counter()
-    trainer.fit(built.module, datamodule=built.dm)
-    final: Evaluation | None = evaluator.final
-    assert final is not None, "the evaluation callback did not run"
+    trainer.fit(built.module, datamodule=dm)
+    final = evaluate_model(trainer, built.module, dm, protocol, built.make_scorer)
+    log_metrics(trainer, final.validation, "val")
+    log_metrics(trainer, final.metrics, "test")
     times = {
         "train_s": time.perf_counter() - t0 - final.embed_s - final.score_s,
         "embed_s": final.embed_s,
         "score_s": final.score_s,
     }
     metrics_cb = trainer.callback_metrics
-    train_acc = _float(metrics_cb.get("train/acc"))
-    if built.dm.protocol == "classification" and train_acc is not None:
-        final.metrics["train_accuracy"] = train_acc
+    final.metrics.update(protocol.training_metrics(_float(metrics_cb.get("train/acc"))))
     facts = {
         **_built_facts(built),
-        "history": evaluator.history,
+        "validation": final.validation,
+        "history": history,
         "epochs": trainer.current_epoch,
         "world_size": trainer.world_size,
         "train_loss": _float(metrics_cb.get("train/loss_epoch")),
@@ -103,14 +100,12 @@ def evaluate_baseline(built: BuiltRun) -> RunResult:
     width = next(iter(emb.values())).shape[1]
     emb = {part: emb.get(part, torch.zeros(0, width)) for part in EVAL_PARTS}
     embed_s = time.perf_counter() - t0
-    scorer = built.make_scorer()
-    if dm.protocol == "classification":
-        result = evaluate_classification(dm, emb, None, scorer.distance)
-    else:
-        result = evaluate_embeddings(dm, emb, scorer)
+    result = dm.protocol.evaluate(dm, emb, None, built.make_scorer())
+    validation = dm.protocol.validate(dm, emb, None, built.make_scorer())
     times = {"train_s": 0.0, "embed_s": embed_s, "score_s": result.score_s}
     facts = {
         **_built_facts(built),
+        "validation": validation,
         "epochs": 0,
         "world_size": 1,
         "embedding_dim": int(emb["train"].shape[1]),

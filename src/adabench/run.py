@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from adabench.config import check_required, check_values
 from adabench.console import report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
-from adabench.data.protocols import PRIMARY_METRIC
 from adabench.files import (
     EMBEDDINGS_FILE,
     RESULT_FILE,
@@ -52,17 +51,19 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
 )
 
 
-def primary_metric(record: dict) -> float:
-    """The number a run returns to Hydra (and sweepers).
+def sweep_value(record: dict) -> float:
+    """The number a run returns to Hydra (a sweeper's objective): the **validation** metric.
 
-    AUROC, or under ``protocol=classification`` the test accuracy (k-NN accuracy for rows
-    without a head).
+    The protocol's primary metric (AUROC; test accuracy under ``protocol=classification``,
+    k-NN accuracy for rows without a head) on the validation parts, never on the test
+    images; NaN when the run has no validation
+    parts (``protocol.validation=false``), so a tuner cannot optimise on the test set.
     """
-    metrics = record.get("metrics") or {}
-    first = PRIMARY_METRIC.get(record.get("protocol") or "anomaly", "auroc")
-    for key in (first, "knn_accuracy", "auroc"):
-        if key in metrics:
-            return float(metrics[key])
+    name = (record.get("protocol_info") or {}).get("primary_metric", "auroc")
+    validation = record.get("validation") or {}
+    for key in (name, "knn_accuracy"):  # a no-training row under classification has no head
+        if validation.get(key) is not None:
+            return float(validation[key])
     return float("nan")
 
 
@@ -112,7 +113,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
         where, previous = done
         say(f"[adabench] {cfg.run_name}: already completed in {where}, skipped (resume)")
         remove_if_empty(run_dir, keep=where)
-        return primary_metric(previous)
+        return sweep_value(previous)
     if is_rank_zero() and (moved := set_aside(run_dir, chash)):
         say(f"[adabench] {cfg.run_name}: the folder's earlier attempt kept in {moved}")
     config = redact(resolved)
@@ -159,7 +160,7 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
             _close_logger(logger, record.data)
     if record.writer:
         _print_result(record.data, run_dir)
-    return primary_metric(record.data)
+    return sweep_value(record.data)
 
 
 def _run(

@@ -75,6 +75,27 @@ class TrunkCache:
         self.reused = 0
         self._known: dict[tuple[str, str], dict[int, Tensor]] = {}  # shards read, per pool+view
 
+    def outputs_of(
+        self,
+        pool_key: str,
+        indices: np.ndarray,
+        images: Tensor,
+        compute: Callable[[Tensor], Tensor],
+        altered: Tensor | None = None,
+    ) -> Tensor:
+        """:meth:`outputs`, but the ``altered`` images are computed and never cached.
+
+        Altered images (synthetic validation anomalies) are held by no pool row.
+        """
+        if altered is None or not bool(altered.any()):
+            return self.outputs(pool_key, indices, images, compute)
+        keep = ~altered
+        plain = self.outputs(pool_key, np.asarray(indices)[keep.numpy()], images[keep], compute)
+        out = torch.zeros((len(images), *plain.shape[1:]), dtype=plain.dtype)
+        out[keep] = plain
+        out[altered] = self._compute(images[altered], compute, flip=False).to(plain.dtype)
+        return out
+
     def outputs(
         self,
         pool_key: str,

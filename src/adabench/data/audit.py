@@ -9,7 +9,10 @@ from adabench.data.splits import Split
 
 
 def split_record(
-    split: Split, classes: Sequence[str], pool_ids: Mapping[str, Sequence[str] | None]
+    split: Split,
+    classes: Sequence[str],
+    pool_ids: Mapping[str, Sequence[str] | None],
+    protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Which images are in each part: pool rows, and ids (file names) where the pool has them.
 
@@ -20,6 +23,7 @@ def split_record(
         classes: The pool's class names.
         pool_ids: Per pool (``train``, ``test``) each row's id, or ``None`` (ids are then
             ``<pool>:<row>``).
+        protocol: What the protocol records of itself (name, validation design, few-shot).
     """
     parts = {
         "reference_train": ("train", split.reference_train),
@@ -28,7 +32,21 @@ def split_record(
         "test_abnormal": ("test", split.test_abnormal),
         "test_reference": ("test", split.test_reference),
     }
+    val = split.validation
+    if val is not None:  # every validation part comes from the training pool
+        parts["val_normal"] = ("train", val.normal)
+        parts["val_abnormal"] = ("train", val.abnormal)
+        parts["val_labelled"] = ("train", val.labelled)
     out: dict[str, Any] = {"classes": list(classes), "parts": {}}
+    if protocol is not None:
+        out["protocol"] = dict(protocol)
+    if val is not None:
+        out["validation"] = {
+            "design": val.design,
+            "few_shot": val.few_shot,
+            "synthetic": val.synthetic,  # val_abnormal rows are altered copies when set
+            "held_out_classes": [classes[i] for i in val.held_out_classes],
+        }
     for part, (pool, rows) in parts.items():
         ids = pool_ids.get(pool)
         out["parts"][part] = {

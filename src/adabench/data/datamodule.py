@@ -16,9 +16,10 @@ from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch, two_views
 from adabench.data.images import align_classes
 from adabench.data.pools import cache_key, load_pool
-from adabench.data.protocols import check_protocol, draw_split
+from adabench.data.protocols import Anomaly, Protocol
 from adabench.data.sources import build_source
-from adabench.data.splits import Split, SplitCounts, is_rest, resolve_classes, training_labels
+from adabench.data.splits import Split, SplitCounts, training_labels
+from adabench.data.validation import validation_images
 
 
 class _BatchTensors(torch.utils.data.Dataset):
@@ -35,6 +36,9 @@ class _BatchTensors(torch.utils.data.Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
+_NONE = np.empty(0, dtype=np.int64)
+
+
 class AnomalyDataModule(L.LightningDataModule):
     """Reference + normal training data, normal + abnormal test data, for one dataset config.
 
@@ -45,7 +49,8 @@ class AnomalyDataModule(L.LightningDataModule):
         batch_size: Training batch size.
         eval_batch_size: Batch size for embedding.
         cache_dir: Where decoded pools are cached (``None`` disables the cache).
-        protocol: How the pools are split (:mod:`adabench.data.protocols`).
+        protocol: How the pools are split and what is measured (a
+            :class:`~adabench.data.protocols.Protocol`).
     """
 
     def __init__(
@@ -55,13 +60,13 @@ class AnomalyDataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int = 512,
         cache_dir: str | None = None,
-        protocol: str = "anomaly",
+        protocol: Protocol | None = None,
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
         counts = {k: self.cfg[k] for k in SplitCounts.__dataclass_fields__ if k in self.cfg}
         check_types(SplitCounts, counts, "dataset")  # a bad count fails before any decoding
-        self.protocol = check_protocol(protocol)
+        self.protocol = protocol if protocol is not None else Anomaly(validation=False)
         self.source = build_source(self.cfg)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
@@ -81,10 +86,8 @@ class AnomalyDataModule(L.LightningDataModule):
         if self.split is not None:
             return
         names = self.source.class_names()
-        if names is not None and self.protocol != "classification":  # fail before decoding
-            for role in ("normal", "abnormal", "reference"):
-                if not is_rest(self.cfg.get(role), names):
-                    resolve_classes(self.cfg.get(role), names, role)
+        if names is not None:  # fail before decoding
+            self.protocol.check_classes(self.cfg, names)
         name = str(self.cfg.get("name", "pool"))
         train = load_pool("train", self.source, self.cache_dir, name)
         test = align_classes(train, load_pool("test", self.source, self.cache_dir, name))
@@ -92,21 +95,22 @@ class AnomalyDataModule(L.LightningDataModule):
         self.pool_keys = {"train": train.key, "test": test.key}
         self.pool_ids = {"train": train.ids, "test": test.ids}
         self.skipped = train.skipped + test.skipped
-        self.split = draw_split(
-            self.protocol,
+        self.split = self.protocol.draw(
             train.labels.numpy(),
             test.labels.numpy(),
             train.classes,
             self.cfg,
             self.seed,
         )
-        s = self.split
+        s, val = self.split, self.split.validation
         test_order = np.concatenate([s.test_normal, s.test_abnormal])
         closed_order = np.concatenate([s.test_reference, s.test_normal])
         # which pool rows each image tensor holds (the identity of an image in caches)
+        val_order = np.concatenate([val.normal, val.abnormal, val.labelled]) if val else _NONE
         self.pool_rows = {
             "train_images": ("train", s.train_indices()),
             "normal_images": ("train", s.normal_train),
+            "val_images": ("train", val_order),
             "test_images": ("test", test_order),
             "closed_images": ("test", closed_order),
         }
@@ -127,6 +131,11 @@ class AnomalyDataModule(L.LightningDataModule):
         self.closed_labels = torch.from_numpy(
             training_labels(test.labels[closed_idx].numpy(), s.train_classes)
         )
+        self.val_images, self.val_is_abnormal, self.val_synthetic = validation_images(
+            train.images, val, self.seed
+        )
+        val_pool_labels = train.labels[torch.from_numpy(val_order)].numpy()
+        self.val_labels = torch.from_numpy(training_labels(val_pool_labels, s.train_classes))
         x = self.train_images.float().div_(255.0)
         self.mean = x.mean(dim=(0, 2, 3)).tolist()
         self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
@@ -134,10 +143,9 @@ class AnomalyDataModule(L.LightningDataModule):
     def use_trunk_outputs(self, cache: Any, compute: Any) -> None:
         """Replace every image tensor by the frozen trunk's outputs for it (cached per image).
 
-        Training then serves trunk outputs; with the dataset's ``hflip`` each sample is drawn
-        from the plain or the mirrored image's outputs with probability ½ (flip augmentation
-        from cached views). Pad-and-crop cannot be served from a cache: callers compute the
-        trunk per batch instead when it is on.
+        Training then serves trunk outputs; with ``hflip`` each sample is drawn from the plain
+        or the mirrored image's outputs with probability ½ (flips from cached views). Callers
+        compute the trunk per batch instead when pad-and-crop is on (no cache can serve it).
 
         Args:
             cache: A :class:`adabench.trunk_cache.TrunkCache`.
@@ -153,7 +161,9 @@ class AnomalyDataModule(L.LightningDataModule):
                 keys[split], rows, self.train_images, compute, "hflip"
             )
         for name, (split, rows) in self.pool_rows.items():
-            setattr(self, name, cache.outputs(keys[split], rows, getattr(self, name), compute))
+            altered = self.val_synthetic if name == "val_images" else None  # no pool row
+            outputs = cache.outputs_of(keys[split], rows, getattr(self, name), compute, altered)
+            setattr(self, name, outputs)
         self.inputs = "trunk"
 
     @property
@@ -183,7 +193,7 @@ class AnomalyDataModule(L.LightningDataModule):
     def split_record(self) -> dict[str, Any]:
         """Which images are in each part (:func:`adabench.data.audit.split_record`)."""
         assert self.split is not None, "call setup() first"
-        return split_record(self.split, self.class_names, self.pool_ids)
+        return split_record(self.split, self.class_names, self.pool_ids, self.protocol.describe())
 
     def augmentation(self) -> str:
         """The training augmentation in force, in words (for metrics.json)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adabench.data.parts import ValidationParts
 from adabench.errors import ConfigError, choices_hint
 
 ClassSpec = int | str | Sequence[int | str] | None
@@ -41,6 +42,7 @@ class Split:
         test_normal: Test-pool indices of normal images.
         test_abnormal: Test-pool indices of abnormal images.
         test_reference: Test-pool indices of reference images (closed-set accuracy).
+        validation: The validation parts (train-pool rows), or ``None`` when off.
     """
 
     train_classes: tuple[int, ...]
@@ -51,6 +53,7 @@ class Split:
     test_normal: np.ndarray
     test_abnormal: np.ndarray
     test_reference: np.ndarray
+    validation: ValidationParts | None = None
 
     @property
     def num_classes(self) -> int:
@@ -69,6 +72,7 @@ class Split:
             "test_normal": len(self.test_normal),
             "test_abnormal": len(self.test_abnormal),
             "test_reference": len(self.test_reference),
+            **(self.validation.sizes() if self.validation else {}),
         }
 
 
