@@ -23,7 +23,21 @@ from typing import Any
 
 from adabench.files import RESULT_FILE, RUN_OUTPUTS, SUPERSEDED_DIR, read_result, write_json
 
-_HASH_EXCLUDE = ("paths", "logger", "hydra", "resume")
+# config keys that cannot change a result (threads, eval_batch_size: float rounding at most):
+# left out of the resume hash, and never make two runs different rows in the report.
+RESULT_NEUTRAL_KEYS = (
+    "paths",
+    "logger",
+    "hydra",
+    "resume",
+    "threads",
+    "eval_batch_size",
+    "save_weights",
+    "save_embeddings",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+)
 PACKAGES = (
     "torch",
     "torchvision",
@@ -36,10 +50,24 @@ PACKAGES = (
 )
 
 
+def without_keys(config: dict, dotted: tuple[str, ...] = RESULT_NEUTRAL_KEYS) -> dict:
+    """A copy of ``config`` without the ``dotted`` keys (``a.b`` removes ``config[a][b]``)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for key in dotted:
+        head, _, rest = key.partition(".")
+        if not rest:
+            out.pop(head, None)
+        elif isinstance(out.get(head), dict):
+            out[head] = without_keys(out[head], (rest,))
+    return out
+
+
 def config_hash(config: dict) -> str:
-    """Hash of everything in a resolved config that can change a result (not paths or loggers)."""
-    relevant = {k: v for k, v in config.items() if k not in _HASH_EXCLUDE}
-    blob = json.dumps(relevant, sort_keys=True, default=str).encode()
+    """Hash of everything in a resolved config that can change a result.
+
+    :data:`RESULT_NEUTRAL_KEYS` are left out.
+    """
+    blob = json.dumps(without_keys(config), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from adabench.files import RESULT_FILE
+from adabench.files import RESULT_FILE, write_json
 from adabench.report.audit import audit_lines, audit_rows
 from adabench.report.collect import METRIC_KEYS, TIME_KEYS, collect_runs, display_path
+from adabench.report.delong import delong_against_baselines
 from adabench.report.one_vs_rest import one_vs_rest_table
-from adabench.report.plots import plot_boxes, plot_roc
+from adabench.report.plots import plot_boxes, plot_critical_difference, plot_roc
 from adabench.report.stats import (
     AUTO,
     GroupStats,
@@ -34,8 +36,16 @@ from adabench.report.stats import (
     paired_tests,
     summarize,
 )
-from adabench.report.tables import print_tables, summary_tables, write_csv, write_summary
+from adabench.report.tables import (
+    cross_task_table,
+    pairs_table,
+    print_tables,
+    summary_tables,
+    write_csv,
+    write_summary,
+)
 from adabench.report.upload import log_to_wandb
+from adabench.report.verdict import cross_task, pairs_in_tasks
 
 __all__ = [
     "AUTO",
@@ -106,6 +116,7 @@ def report(
     wandb: bool = False,
     quiet: bool = False,
     fix: bool = False,
+    rope: float = 0.01,
 ) -> dict[str, Any]:
     """Build the report; returns the rows, statistics, tests and written files.
 
@@ -115,7 +126,8 @@ def report(
     """
     if metric != AUTO and metric not in METRIC_KEYS:
         raise ValueError(f"metric must be auto or one of {', '.join(METRIC_KEYS)}, got {metric!r}.")
-    rows = collect_runs(sweeps)
+    variant_notes: list[str] = []
+    rows = collect_runs(sweeps, variant_notes)
     if not rows:
         raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
     rows, corrections = audit_rows(rows, fix=fix)
@@ -128,7 +140,7 @@ def report(
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
     ran = {
-        r["dataset"]
+        r.get("task") or r["dataset"]
         for r in rows
         if r["status"] == "completed" and r["baseline"] and r.get(metric) is None
     }
@@ -136,7 +148,30 @@ def report(
     tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric, ran)
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
+    tables["variants"] = variant_notes
+    pairs = pairs_in_tasks(rows, metric)
+    tables["pairs"] = pairs_table(pairs)
+    tables["delong"] = (
+        [
+            "task",
+            "loss",
+            "baseline",
+            "seeds",
+            "significantly better",
+            "significantly worse",
+            "median p",
+        ],
+        delong_against_baselines(rows, chosen),
+    )
+    verdict, ranked = cross_task(rows, metric, rope)
+    tables["verdict"] = verdict.verdict
+    tables["cross_task"] = cross_task_table(verdict)
+    write_json(
+        out / "stats.json", {**verdict.as_json(), "pairs_in_tasks": [asdict(p) for p in pairs]}
+    )
     pngs = (plot_boxes(rows, out, metric) + plot_roc(rows, out, metric)) if plots else []
+    cd_png = plot_critical_difference(ranked, out / f"cd_{metric}.png") if plots else None
+    pngs = ([cd_png] if cd_png else []) + pngs
     write_csv(rows, out / "results.csv")
     write_summary(tables, out / "summary.md", metric, [display_path(s) for s in sweeps], pngs)
     if not quiet:
@@ -153,6 +188,8 @@ def report(
         "tests": tests,
         "failures": failures,
         "corrections": corrections,
+        "verdict": verdict,
+        "pairs": pairs,
         "plots": pngs,
         "metric": metric,
     }
@@ -176,6 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="metric of the tables and plots (default auto: auroc, or for classification "
         "sweeps test_accuracy)",
     )
+    p.add_argument(
+        "--rope",
+        type=float,
+        default=0.01,
+        help="region of practical equivalence for the cross-task verdict, in the metric's "
+        "units (default 0.01 AUROC)",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
     p.add_argument(
@@ -195,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plots=not args.no_plots,
             wandb=args.wandb,
             fix=args.fix,
+            rope=args.rope,
         )
     except (FileNotFoundError, ValueError) as err:
         p.error(str(err))

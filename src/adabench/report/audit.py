@@ -102,8 +102,11 @@ def audit_lines(corrections: Sequence[Correction], fixed: bool) -> list[str]:
     runs = len({c.run_dir for c in corrections})
     head = (
         f"{runs} run(s) recorded metrics that their {SCORES_FILE} does not give; the tables use "
-        + ("the recomputed values, now written to their metrics.json:" if fixed else
-           "the recomputed values (adabench report --fix writes them to metrics.json):")
+        + (
+            "the recomputed values, now written to their metrics.json:"
+            if fixed
+            else "the recomputed values (adabench report --fix writes them to metrics.json):"
+        )
     )
     return [head] + [
         f"{c.run_dir}: {c.metric} {c.recorded:.4f} -> {c.recomputed:.4f}" for c in corrections

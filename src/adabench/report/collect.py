@@ -9,6 +9,7 @@ from typing import Any
 from adabench.files import RESULT_FILE, SUPERSEDED_DIR, display_path, load_result
 from adabench.metrics import METRICS
 from adabench.record import running_status
+from adabench.report.tasks import label_variants, task_label
 
 __all__ = ["METRIC_KEYS", "TIME_KEYS", "collect_runs", "dataset_label", "display_path"]
 
@@ -29,9 +30,16 @@ def dataset_label(record: dict) -> str:
     return name if protocol == "anomaly" else f"{name} ({protocol.replace('_', '-')})"
 
 
-def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """One flat row per ``metrics.json`` below ``dirs``; unreadable files become failed rows."""
-    rows = []
+def collect_runs(
+    dirs: Iterable[str | Path], notes: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """One flat row per ``metrics.json`` below ``dirs``; unreadable files become failed rows.
+
+    Each row carries its ``task`` (:mod:`.tasks`); runs of one task and loss whose configs
+    differ by more than the seed get the differing keys in their ``loss`` name, and a sentence
+    saying so is appended to ``notes``.
+    """
+    rows, configs = [], []
     for d in dirs:
         d = Path(d)
         if not d.exists():
@@ -61,7 +69,12 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             }
             metrics = rec.get("metrics") or {}
             times = rec.get("times") or {}
+            row["task"] = task_label(rec, row["dataset"])
             row.update({k: metrics.get(k) for k in METRIC_KEYS})
             row.update({k: times.get(k) for k in TIME_KEYS})
             rows.append(row)
+            configs.append(rec.get("config") or {})
+    said = label_variants(rows, configs)
+    if notes is not None:
+        notes += said
     return rows

@@ -58,7 +58,7 @@ def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
-            groups[(r["dataset"], r["loss"])].append(r)
+            groups[(r.get("task") or r["dataset"], r["loss"])].append(r)
     out = []
     for (ds, loss), rs in sorted(groups.items()):
         x = np.array([r[metric] for r in rs], dtype=float)
@@ -142,7 +142,7 @@ def paired_tests(
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
             key = (r["backbone"], r["seed"], r.get("normal", ""))  # one-vs-rest: per class too
-            by[(r["dataset"], r["loss"])][key] = float(r[metric])
+            by[(r.get("task") or r["dataset"], r["loss"])][key] = float(r[metric])
     if chosen is None:
         chosen = choose_baselines(summarize(rows, metric), baseline, metric)
     out = []

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from adabench.files import atomic_write
 from adabench.report.collect import METRIC_KEYS, TIME_KEYS
@@ -16,6 +17,7 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
     """``results.csv``: one row per run."""
     fields = [
         "dataset",
+        "task",
         "loss",
         "baseline",
         "backbone",
@@ -64,7 +66,7 @@ def summary_tables(
     ]
     f_rows = [
         [
-            r["dataset"],
+            r.get("task") or r["dataset"],
             str(r["loss"]),
             str(r["seed"]),
             r["status"],
@@ -95,6 +97,48 @@ def summary_tables(
     }
 
 
+def pairs_table(pairs: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
+    """Every pair of rows within a task, by seed (:func:`.verdict.pairs_in_tasks`)."""
+    rows = [
+        [
+            p.task,
+            f"{p.a} vs {p.b}",
+            str(p.n),
+            f"{p.mean_diff:+.4f}",
+            fmt(p.p_t_holm),
+            fmt(p.p_wilcoxon_holm),
+            fmt(p.min_p_wilcoxon),
+            str(p.seeds_for_05),
+        ]
+        for p in pairs
+    ]
+    headers = [
+        "task",
+        "pair (diff > 0 favours the first)",
+        "seeds",
+        "mean diff",
+        "paired t p (Holm)",
+        "Wilcoxon p (Holm)",
+        "smallest Wilcoxon p possible",
+        "seeds Wilcoxon needs for 0.05",
+    ]
+    return headers, rows
+
+
+def cross_task_table(verdict: Any) -> tuple[list[str], list[list[str]]]:
+    """Per row across tasks: mean rank, mean of task means and IQM with stratified CIs."""
+    rows = [
+        [
+            name,
+            f"{v['mean_rank']:.2f}",
+            f"{v['mean']:.4f} [{v['mean_ci'][0]:.4f}, {v['mean_ci'][1]:.4f}]",
+            f"{v['iqm']:.4f} [{v['iqm_ci'][0]:.4f}, {v['iqm_ci'][1]:.4f}]",
+        ]
+        for name, v in sorted(verdict.losses.items(), key=lambda kv: kv[1]["mean_rank"])
+    ]
+    return ["row", "mean rank (1 = best)", "mean of task means [95% CI]", "IQM [95% CI]"], rows
+
+
 def _markdown(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     cells = [[c.replace("|", "\\|") for c in r] for r in rows]
@@ -104,6 +148,13 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
 def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
     """``summary.md``."""
     parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
+    if tables.get("verdict"):
+        parts += ["", "## Verdict across tasks", ""] + [f"- {v}" for v in tables["verdict"]]
+        if tables.get("cross_task", ([], []))[1]:
+            parts += ["", _markdown(*tables["cross_task"]), "", "Machine-readable: `stats.json`."]
+    if tables.get("variants"):
+        parts += ["", "## Rows that are configurations, not names", ""]
+        parts += [f"- {v}" for v in tables["variants"]]
     if tables.get("audit"):
         head, *fixes = tables["audit"]
         parts += ["", "## Metrics recomputed from scores.npz", "", head, ""]
@@ -125,6 +176,24 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
     ]
     if tables["paired"][1]:
         parts += ["", _markdown(*tables["paired"])]
+    if tables.get("pairs", ([], []))[1]:
+        parts += [
+            "",
+            "## Every pair of rows within a task, by seed",
+            "",
+            "Holm-corrected over each task's pairs. The exact signed-rank test cannot go below "
+            "2/2ⁿ with n seeds: the last column says how many seeds it needs for p < 0.05 "
+            "after the correction; the paired t-test can reach it with fewer.",
+            "",
+            _markdown(*tables["pairs"]),
+        ]
+    if tables.get("delong", ([], []))[1]:
+        parts += [
+            "",
+            "## Per run: DeLong's test against the baseline on the same test images",
+            "",
+            _markdown(*tables["delong"]),
+        ]
     if tables.get("one_vs_rest", ([], []))[1]:
         parts += [
             "",
@@ -151,12 +220,13 @@ def print_tables(tables: dict, metric: str) -> None:
     console = Console()
     if not console.is_terminal:  # a file or a CI log: no terminal width to fit, print it whole
         console = Console(width=200)
-    for line in tables.get("audit", []):
+    for line in tables.get("audit", []) + tables.get("variants", []) + tables.get("verdict", []):
         console.print(line, soft_wrap=True)
     for key, title in (
         ("summary", f"{metric} per dataset × loss"),
         ("paired", "paired by seed vs baseline"),
         ("one_vs_rest", "one-vs-rest: each class in turn normal"),
+        ("cross_task", "across tasks"),
         ("failures", "runs not completed (failed, interrupted or still running)"),
     ):
         headers, rows = tables.get(key, ([], []))

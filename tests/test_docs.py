@@ -1,0 +1,147 @@
+"""Every command in README and docs/ runs as written (the cheap ones), or at least composes.
+
+- ``python train.py …`` / ``adabench-train …``: Hydra composes the command's config (every
+  group option and key must exist; sweeps are composed with each list's first value); the
+  default run (README's first command) runs in tests/test_train.py.
+- ``adabench report …``: runs on a real two-job smoke sweep placed at the folder it names.
+- ``python benchmarks/<script>.py …``: the script exists and its ``--help`` works.
+- Every relative link in README and docs/ points at a file that exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from adabench.resolvers import register
+
+from .conftest import ROOT
+from .test_train import SMOKE, run_train
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SKIP = ("pip ", "python -m pytest", "ruff ", "bash ", "wandb ", "git ", "cd ", "python -m venv")
+
+
+def commands() -> list[tuple[str, str]]:
+    """(page, command) for every line of every ```bash block, continuations joined."""
+    out = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    out.append((str(page.relative_to(ROOT)), line))
+    return out
+
+
+def _strip_comment(line: str) -> str:
+    return shlex.split(line, comments=True)
+
+
+CMDS = commands()
+TRAIN = [(p, c) for p, c in CMDS if c.startswith(("python train.py", "adabench-train"))]
+REPORT = [(p, c) for p, c in CMDS if c.startswith("adabench report")]
+REPORT_BY_MODULE = [(p, c) for p, c in CMDS if c.startswith("python -m adabench.report")]
+SCRIPTS = [(p, c) for p, c in CMDS if c.startswith("python benchmarks/")]
+
+
+def test_every_command_is_of_a_kind_this_file_checks():
+    known = len(TRAIN) + len(REPORT) + len(REPORT_BY_MODULE) + len(SCRIPTS)
+    skipped = [c for _, c in CMDS if c.startswith(SKIP)]
+    assert known + len(skipped) == len(CMDS), [c for _, c in CMDS]
+    assert len(TRAIN) >= 10 and REPORT and SCRIPTS
+
+
+def first_values(args: list[str]) -> list[str]:
+    """Overrides with each sweep list replaced by its first value (what job 0 composes)."""
+    parser = OverridesParser.create()
+    out = []
+    for arg in args:
+        (ov,) = parser.parse_overrides([arg])
+        if ov.is_sweep_override():
+            first = next(iter(ov.sweep_string_iterator()))
+            out.append(f"{ov.get_key_element()}={first}")
+        else:
+            out.append(arg)
+    return out
+
+
+@pytest.mark.parametrize("page,command", TRAIN, ids=[c[:60] for _, c in TRAIN])
+def test_train_commands_compose(page, command, tmp_path):
+    args = [a for a in _strip_comment(command)[2 if command.startswith("python") else 1 :]]
+    args = [a for a in args if a not in ("-m", "--multirun")]
+    if "--help" in args or "--cfg" in args:
+        proc = run_train(args, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return
+    args = [a.replace("DATA", str(tmp_path)) for a in args]
+    register()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=first_values(args), return_hydra_config=True)
+    assert cfg.loss.name and cfg.dataset.name, f"{page}: {command}"
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("docs-sweep")
+    proc = run_train(["-m", "seed=0,1", "hydra.sweep.dir=sweep", *SMOKE], cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return cwd / "sweep"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page,command", REPORT, ids=[c for _, c in REPORT])
+def test_report_commands_run(page, command, smoke_sweep, tmp_path):
+    args = _strip_comment(command)[2:]
+    folders = [a for a in args if not a.startswith("-")]
+    for folder in folders:  # the sweep the command names, made of a real smoke sweep
+        target = tmp_path / folder.replace("<date>/<time>", "2026-01-01/00-00-00")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-r", str(smoke_sweep), str(target)], check=True)
+    args = [a.replace("<date>/<time>", "2026-01-01/00-00-00") for a in args]
+    exe = Path(sys.executable).with_name("adabench")
+    proc = subprocess.run(
+        [str(exe), "report", *args, "--no-plots"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"WANDB_MODE": "offline", "PATH": str(exe.parent), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, f"{page}: {command}\n{proc.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("script", sorted({_strip_comment(c)[1] for _, c in SCRIPTS}))
+def test_benchmark_scripts_named_in_docs_exist_and_answer_help(script):
+    assert (ROOT / script).is_file(), script
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0 and "usage" in proc.stdout.lower(), proc.stderr[-1000:]
+
+
+def test_relative_links_resolve():
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)]+)\)", page.read_text(encoding="utf-8")):
+            path = target.split("#")[0]
+            if not path or "://" in path or path.startswith("mailto:"):
+                continue
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert broken == []
+
+
+def test_readme_is_short_and_sends_no_one_to_a_folder_a_clone_lacks():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    for page in PAGES:
+        assert "../shared" not in page.read_text(encoding="utf-8"), page
