@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,51 @@ def pytest_configure(config) -> None:
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+SMOKE = ["experiment=smoke", "trainer.enable_progress_bar=false"]
+
+
+def run_train(args: list[str], cwd: Path, exe: list[str] | None = None, env: dict | None = None):
+    cmd = (exe or [sys.executable, str(ROOT / "train.py")]) + args
+    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def folder_args(root: Path, normal: str, abnormal: str) -> list[str]:
+    """Overrides for dataset=folder on a generated tree, taking every image."""
+    counts = (
+        "n_reference",
+        "n_normal_train",
+        "n_test_normal",
+        "n_test_abnormal",
+        "n_test_reference",
+    )
+    return [
+        "dataset=folder",
+        f"dataset.root={root}",
+        f"dataset.normal={normal}",
+        f"dataset.abnormal={abnormal}",
+        *(f"dataset.{c}=null" for c in counts),
+    ]
+
+
+def metrics_files(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
+
+
+def train_in_process(run_dir: Path, *overrides: str) -> dict:
+    """``train(cfg)`` on a composed config (what train.py runs, without a subprocess)."""
+    from adabench.run import train
+
+    train(
+        compose_config(
+            "trainer.enable_progress_bar=false", f"paths.output_dir={run_dir}", *overrides
+        )
+    )
+    (m,) = metrics_files(run_dir)
+    return m
 
 
 def compose_config(*overrides: str, smoke: bool = True) -> DictConfig:

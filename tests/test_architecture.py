@@ -101,3 +101,18 @@ def test_pure_parts_import_without_lightning_or_hydra():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_module_but_the_protocols_compares_a_protocol_name():
+    """A protocol's meaning lives in its class (data/protocols.py); the report reads records."""
+    names = {"anomaly", "one_vs_rest", "classification"}
+    found = []
+    for name, path in _modules().items():
+        if name == "adabench.data.protocols" or name.startswith("adabench.report"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                for side in [node.left, *node.comparators]:
+                    if isinstance(side, ast.Constant) and side.value in names:
+                        found.append(f"{name}:{node.lineno}")
+    assert found == []

@@ -9,9 +9,13 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from adabench.baselines import Baseline
-from adabench.config import build, target_of
+from adabench.config import as_dict, build, target_of
+from adabench.data.protocols import Protocol
+from adabench.data.sources import ImageSource, build_source
+from adabench.data.validation import ValidationDesign
 from adabench.errors import ConfigError
 from adabench.losses import ClassificationHead
+from adabench.scoring import Scorer
 
 from .conftest import ROOT
 
@@ -28,12 +32,15 @@ def test_every_config_group_option_composes_and_builds():
                 continue
             head = build(cfg.loss, embedding_dim=int(cfg.backbone.embedding_dim), num_classes=9)
             assert isinstance(head, ClassificationHead) and head.num_classes == 9
+        built = []
         for group in (
             "dataset",
             "backbone",
             "scorer",
             "optimizer",
             "scheduler",
+            "protocol",
+            "validation",
             "trainer",
             "logger",
             "experiment",
@@ -42,8 +49,22 @@ def test_every_config_group_option_composes_and_builds():
                 cfg = compose("train", overrides=[f"{group}={opt}"])
                 if group == "dataset":
                     assert cfg.dataset.name == opt
-                if group in ("scorer", "optimizer", "scheduler") and cfg[group].get("_target_"):
-                    assert target_of(cfg[group]) is not None
+                    assert isinstance(build_source(as_dict(cfg.dataset)), ImageSource)
+                elif group == "scorer":
+                    assert isinstance(build(cfg.scorer, where="scorer"), Scorer)
+                elif group in ("optimizer", "scheduler"):
+                    params = torch.nn.Linear(2, 2).parameters()
+                    optimizer = build(cfg.optimizer, where="optimizer")(params)
+                    assert isinstance(optimizer, torch.optim.Optimizer)
+                    if cfg.scheduler.get("_target_"):
+                        scheduler = build(cfg.scheduler, where="scheduler")(optimizer)
+                        assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+                elif group in ("protocol", "validation"):
+                    protocol = build(cfg.protocol, where="protocol")
+                    assert isinstance(protocol, Protocol) and protocol.name == cfg.protocol.name
+                    assert isinstance(protocol.design, ValidationDesign)
+                built.append((group, opt))
+        assert ("validation", "few_shot") in built and ("scorer", "lof") in built
 
 
 def test_build_passes_parameters_context_and_nested_targets():

@@ -22,8 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from adabench.resolvers import register
 
-from .conftest import ROOT
-from .test_train import SMOKE, run_train
+from .conftest import ROOT, SMOKE, run_train
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SKIP = ("pip ", "python -m pytest", "ruff ", "bash ", "wandb ", "git ", "cd ", "python -m venv")

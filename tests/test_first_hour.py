@@ -18,8 +18,7 @@ from adabench.errors import ConfigError
 from adabench.run import train
 from adabench.scoring import KNNScorer
 
-from .conftest import compose_config
-from .test_train import folder_args
+from .conftest import compose_config, folder_args
 
 
 def _folder(root, **extra):

@@ -137,12 +137,12 @@ class ScaledKNN:
 
 def test_a_run_with_scores_above_100_reports_scikit_learns_auroc(tmp_path):
     """End to end: metrics.json equals scikit-learn on the run's own scores.npz (scores > 100)."""
-    from .test_train import _train_in_process
+    from .conftest import train_in_process
 
     pair = ("dataset.normal=9", "dataset.abnormal=3")  # not perfectly separable by pixels
     args = ("loss=baseline_pixels", "logger=none", *pair, "scorer.k=3", "scorer.distance=l2")
-    plain = _train_in_process(tmp_path / "plain", *args)
-    scaled = _train_in_process(
+    plain = train_in_process(tmp_path / "plain", *args)
+    scaled = train_in_process(
         tmp_path / "scaled",
         *args[:4],
         "~scorer",

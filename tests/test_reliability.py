@@ -19,8 +19,15 @@ from adabench.errors import ConfigError, DataError
 from adabench.files import atomic_write, write_json
 from adabench.loggers import redact
 
-from .conftest import ROOT, compose_config, write_image_tree
-from .test_train import SMOKE, folder_args, metrics_files, run_train
+from .conftest import (
+    ROOT,
+    SMOKE,
+    compose_config,
+    folder_args,
+    metrics_files,
+    run_train,
+    write_image_tree,
+)
 
 
 def _run_in_process(tmp_path, *overrides):

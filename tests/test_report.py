@@ -17,7 +17,7 @@ from adabench.metrics import detection_metrics
 from adabench.report import bootstrap_median_ci, collect_runs, main, paired_tests, report, summarize
 
 from . import wandb_log
-from .test_train import SMOKE, run_train
+from .conftest import SMOKE, run_train
 
 AUROC = {
     "softmax": [0.80, 0.82, 0.79, 0.85, 0.81],

@@ -13,8 +13,7 @@ from adabench.build import build_datamodule, build_module, load_saved_weights, s
 from adabench.metrics import detection_metrics
 
 from . import wandb_log
-from .conftest import ROOT
-from .test_train import SMOKE, metrics_files, run_train
+from .conftest import ROOT, SMOKE, metrics_files, run_train
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,7 @@ import pytest
 from adabench.config import build, check_types, check_values
 from adabench.errors import ConfigError
 
-from .conftest import ROOT, compose_config
-from .test_train import SMOKE, run_train
+from .conftest import ROOT, SMOKE, compose_config, run_train
 
 
 @pytest.mark.slow

@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from . import wandb_log
-from .conftest import ROOT, compose_config
-
-SMOKE = ["experiment=smoke", "trainer.enable_progress_bar=false"]
-
-
-def run_train(args: list[str], cwd: Path, exe: list[str] | None = None, env: dict | None = None):
-    cmd = (exe or [sys.executable, str(ROOT / "train.py")]) + args
-    full_env = {**os.environ, **(env or {})}
-    full_env = {k: v for k, v in full_env.items() if v is not None}
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600)
-
-
-def folder_args(root: Path, normal: str, abnormal: str) -> list[str]:
-    """Overrides for dataset=folder on a generated tree, taking every image."""
-    counts = (
-        "n_reference",
-        "n_normal_train",
-        "n_test_normal",
-        "n_test_abnormal",
-        "n_test_reference",
-    )
-    return [
-        "dataset=folder",
-        f"dataset.root={root}",
-        f"dataset.normal={normal}",
-        f"dataset.abnormal={abnormal}",
-        *(f"dataset.{c}=null" for c in counts),
-    ]
-
-
-def metrics_files(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
+from .conftest import (
+    ROOT,
+    SMOKE,
+    folder_args,
+    metrics_files,
+    run_train,
+    train_in_process,
+)
 
 
 def readme_example() -> list[str]:
@@ -64,7 +38,8 @@ def test_default_run_writes_metrics(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (m,) = metrics_files(run)
     assert m["status"] == "completed" and m["dataset"] == "digits"
-    assert 0.0 <= m["metrics"]["auroc"] <= 1.0
+    saved = np.load(run / "scores.npz")  # the reported AUROC is its scores' AUROC
+    assert m["metrics"]["auroc"] == roc_auc_score(saved["is_abnormal"], saved["score"])
     for key in ("aupr", "fpr_at_95tpr", "nn_accuracy"):
         assert key in m["metrics"]
     assert m["data"]["num_classes"] == 9 and m["versions"]["torch"]
@@ -120,22 +95,9 @@ def test_multirun_names_runs_records_failures_and_goes_on(tmp_path):
     assert ms[("arcface_s16", 1)]["config"]["loss"]["scale"] == 16.0
 
 
-def _train_in_process(run_dir: Path, *overrides: str) -> dict:
-    """``train(cfg)`` on a composed config (what train.py runs, without a subprocess)."""
-    from adabench.run import train
-
-    train(
-        compose_config(
-            "trainer.enable_progress_bar=false", f"paths.output_dir={run_dir}", *overrides
-        )
-    )
-    (m,) = metrics_files(run_dir)
-    return m
-
-
 def test_same_seed_same_numbers(tmp_path):
     args = ["trainer.deterministic=true", "seed=3", "logger=none"]
-    a, b = (_train_in_process(tmp_path / n, *args) for n in ("a", "b"))
+    a, b = (train_in_process(tmp_path / n, *args) for n in ("a", "b"))
     assert a["metrics"]["auroc"] == b["metrics"]["auroc"]
     assert a["train_loss"] == b["train_loss"]
     assert a["config_hash"] == b["config_hash"]
@@ -150,7 +112,7 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    m = _train_in_process(tmp_path / "run", "logger=wandb", "logger.mode=auto")
+    m = train_in_process(tmp_path / "run", "logger=wandb", "logger.mode=auto")
     out = capsys.readouterr()
     assert "W&B: no API key found" in out.out
     assert "anonymous setting" not in out.out + out.err  # no deprecation noise from W&B
@@ -172,21 +134,21 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
     csv_rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()
     assert "train/loss" in csv_rows[0] or "train_loss" in csv_rows[0]  # the CSV beside W&B
     monkeypatch.setenv("WANDB_MODE", "offline")  # offline by the environment: said too
-    _train_in_process(tmp_path / "run3", "logger=wandb", "logger.mode=auto")
+    train_in_process(tmp_path / "run3", "logger=wandb", "logger.mode=auto")
     offline = capsys.readouterr().out
     assert f"W&B: WANDB_MODE=offline; logging offline to {tmp_path / 'run3' / 'wandb'}" in offline
     assert "wandb sync" in offline
     monkeypatch.delenv("WANDB_MODE")
     # a key in the environment never reaches files we write
     monkeypatch.setenv("WANDB_API_KEY", secret)
-    _train_in_process(tmp_path / "run2", "logger=wandb", "logger.mode=offline")
+    train_in_process(tmp_path / "run2", "logger=wandb", "logger.mode=offline")
     for path in (tmp_path / "run2").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
 
 
 def test_folder_dataset_run(tmp_path, image_tree):
-    m = _train_in_process(tmp_path / "run", *folder_args(image_tree, "a", "b"), "scorer.k=3")
+    m = train_in_process(tmp_path / "run", *folder_args(image_tree, "a", "b"), "scorer.k=3")
     sizes = m["data"]["sizes"]  # 12 normal images: 2 held out for validation (20 % at most)
     assert sizes["normal_train"] == 10 and sizes["val_normal"] + sizes["val_abnormal"] == 2
     assert m["data"]["reference"] == ["c", "d"]

@@ -19,8 +19,7 @@ from adabench.data.validation import (
     cutpaste,
 )
 
-from .conftest import write_image_tree
-from .test_train import _train_in_process, folder_args
+from .conftest import folder_args, train_in_process, write_image_tree
 
 CLASSES = [f"c{i}" for i in range(10)]
 TRAIN = np.repeat(np.arange(10), 500)  # a CIFAR-10-like pool, smaller
@@ -110,7 +109,7 @@ def test_a_folder_run_records_clean_validation_and_logs_val_columns(tmp_path):
         tmp_path / "imgs", classes=("a", "b", "c", "d", "e"), n_train=40, n_test=8
     )
     run = tmp_path / "run"
-    m = _train_in_process(
+    m = train_in_process(
         run,
         *folder_args(root, "a", "b"),
         "validation=held_out_reference",

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adabench.files import CSV_DIR
-from adabench.task import task_of_config
 from adabench.wandb_auth import wandb_mode
 
 if TYPE_CHECKING:  # Lightning loads when a logger is built, not when this module is imported
@@ -98,11 +97,17 @@ def wandb_logger(
 
 def wandb_columns(config: Mapping[str, Any]) -> dict[str, Any]:
     """The W&B config: the columns a sweep is grouped by, then the whole config under ``cfg``."""
+    from adabench.config import build
+
     section = {k: (config.get(k) or {}) for k in ("loss", "dataset", "protocol", "backbone")}
+    ds = section["dataset"]
+    protocol = build(section["protocol"], where="protocol")
     return {
         "loss": section["loss"].get("name"),
-        "dataset": section["dataset"].get("name"),
-        "task": task_of_config(config),
+        "dataset": ds.get("name"),
+        "task": protocol.task(
+            ds.get("name"), ds.get("normal"), ds.get("abnormal"), ds.get("reference")
+        ),
         "seed": config.get("seed"),
         "protocol": section["protocol"].get("name", "anomaly"),
         "backbone": section["backbone"].get("name"),
