@@ -206,7 +206,7 @@ def test_report_to_wandb_offline(tmp_path, monkeypatch):
         assert logged[f"report/{key}/_type"] == "table-file"
         assert logged[f"report/{key}/nrows"] == n
     table = json.loads((run_file.parent / "files" / logged["report/summary/path"]).read_text())
-    assert table["columns"][:2] == ["dataset", "loss"]
+    assert table["columns"][:2] == ["task", "loss"]
     assert {r[1]: r[3] for r in table["data"]}["arcface"] == f"{np.median(AUROC['arcface']):.4f}"
     plots = {Path(p).stem for p in result["plots"]}
     assert plots and all(logged[f"report/{p}/_type"] == "image-file" for p in plots)

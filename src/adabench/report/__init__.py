@@ -1,7 +1,7 @@
 """``adabench report``: tables, statistics and plots across the runs of one or more sweeps.
 
 Reads every ``metrics.json`` below the given folders (failed and interrupted runs included),
-writes ``results.csv`` (one row per run), ``summary.md`` (per dataset × loss: n, median,
+writes ``results.csv`` (one row per run), ``summary.md`` (per task × loss: n, median,
 mean ± std, IQR, a bootstrap 95% CI of the median, median train time; paired Wilcoxon tests of
 every loss against a baseline on runs that share a seed; the failures) and PNG plots (box plot
 of the metric by loss with the runs overlaid; ROC curves of each loss's median run).

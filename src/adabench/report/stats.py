@@ -54,7 +54,7 @@ class GroupStats:
 
 
 def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
-    """Per dataset × loss statistics of ``metric`` over completed runs."""
+    """Per task × loss statistics of ``metric`` over completed runs."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:

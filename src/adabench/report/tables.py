@@ -78,7 +78,7 @@ def summary_tables(
     return {
         "summary": (
             [
-                "dataset",
+                "task",
                 "loss",
                 "n",
                 f"median {metric}",
@@ -90,10 +90,10 @@ def summary_tables(
             s_rows,
         ),
         "paired": (
-            ["dataset", "comparison", "pairs", "median diff", "win rate", "Wilcoxon p"],
+            ["task", "comparison", "pairs", "median diff", "win rate", "Wilcoxon p"],
             t_rows,
         ),
-        "failures": (["dataset", "loss", "seed", "status", "reason", "run"], f_rows),
+        "failures": (["task", "loss", "seed", "status", "reason", "run"], f_rows),
     }
 
 
@@ -159,7 +159,7 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         head, *fixes = tables["audit"]
         parts += ["", "## Metrics recomputed from scores.npz", "", head, ""]
         parts += [f"- {line}" for line in fixes]
-    parts += ["", "## Per dataset × loss (completed runs)", "", _markdown(*tables["summary"])]
+    parts += ["", "## Per task × loss (completed runs)", "", _markdown(*tables["summary"])]
     parts += [
         "",
         "## Against the no-training baselines",
@@ -223,7 +223,7 @@ def print_tables(tables: dict, metric: str) -> None:
     for line in tables.get("audit", []) + tables.get("variants", []) + tables.get("verdict", []):
         console.print(line, soft_wrap=True)
     for key, title in (
-        ("summary", f"{metric} per dataset × loss"),
+        ("summary", f"{metric} per task × loss"),
         ("paired", "paired by seed vs baseline"),
         ("one_vs_rest", "one-vs-rest: each class in turn normal"),
         ("cross_task", "across tasks"),
