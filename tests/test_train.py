@@ -150,7 +150,8 @@ def test_wandb_offline_run_holds_auroc_and_no_secret(tmp_path, monkeypatch, caps
 def test_folder_dataset_run(tmp_path, image_tree):
     m = train_in_process(tmp_path / "run", *folder_args(image_tree, "a", "b"), "scorer.k=3")
     sizes = m["data"]["sizes"]  # 12 normal images: 2 held out for validation (20 % at most)
-    assert sizes["normal_train"] == 10 and sizes["val_normal"] + sizes["val_abnormal"] == 2
+    assert sizes["normal_train"] == 10 and sizes["val_normal"] == 2
+    assert sizes["val_abnormal"] == 12  # few-shot: the abnormal class's training-pool images
     assert m["data"]["reference"] == ["c", "d"]
 
 
