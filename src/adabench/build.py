@@ -35,14 +35,16 @@ def build_protocol(cfg: DictConfig) -> Protocol:
 
 
 def build_datamodule(cfg: DictConfig) -> AnomalyDataModule:
-    """The DataModule for ``cfg`` (not yet set up)."""
+    """The DataModule for ``cfg`` (not yet set up), with what a self-supervised head needs."""
+    needs = None if is_baseline(cfg) else getattr(target_of(cfg.loss, "loss"), "data_needs", None)
+    views, normal_only = needs(as_dict(cfg.loss)) if needs else (None, False)
     return AnomalyDataModule(
         as_dict(cfg.dataset),
-        seed=int(cfg.seed),
-        batch_size=int(cfg.batch_size),
-        eval_batch_size=int(cfg.eval_batch_size),
+        *(int(cfg[k]) for k in ("seed", "batch_size", "eval_batch_size")),
         cache_dir=cfg.paths.get("cache_dir"),
         protocol=build_protocol(cfg),
+        views=views,
+        train_normal_only=normal_only,
     )
 
 
@@ -191,9 +193,6 @@ def build_run(cfg: DictConfig) -> BuiltRun:
     if baseline is None or baseline.needs_embedder:
         embedder, info = build_embedder(cfg, dm)
     module = None if baseline else build_module(cfg, dm, embedder)
-    if module is not None and getattr(module.head, "views", 1) == 2:  # self-supervised
-        dm.views = module.head.augment
-        dm.train_normal_only = module.head.train_on == "normal"
     cached = embedder is not None and dm.views is None  # augmented views need the images
     cache_info = use_trunk_cache(cfg, dm, embedder, info) if cached else None
     if module is not None and dm.inputs == "trunk":

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from adabench.config import check_types
 from adabench.data.audit import split_record
@@ -51,6 +51,8 @@ class AnomalyDataModule(L.LightningDataModule):
         cache_dir: Where decoded pools are cached (``None`` disables the cache).
         protocol: How the pools are split and what is measured (a
             :class:`~adabench.data.protocols.Protocol`).
+        views, train_normal_only: Two-view augmentation of each training batch, and training
+            on the normal images alone (self-supervised heads' ``data_needs``).
     """
 
     def __init__(
@@ -61,23 +63,21 @@ class AnomalyDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         cache_dir: str | None = None,
         protocol: Protocol | None = None,
+        views: dict[str, Any] | None = None,
+        train_normal_only: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
-        counts = {k: self.cfg[k] for k in SplitCounts.__dataclass_fields__ if k in self.cfg}
-        check_types(SplitCounts, counts, "dataset")  # a bad count fails before any decoding
+        check_types(SplitCounts, {k: self.cfg[k] for k in self.cfg if k[:2] == "n_"}, "dataset")
         self.protocol = protocol if protocol is not None else Anomaly(validation=False)
         self.source = build_source(self.cfg)
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size)
-        self.cache_dir = cache_dir
+        self.seed, self.batch_size = int(seed), int(batch_size)
+        self.eval_batch_size, self.cache_dir = int(eval_batch_size), cache_dir
         self.split: Split | None = None
         self.class_names: list[str] = []
         self.skipped: list[str] = []
         self.inputs = "images"  # or "trunk": the image tensors were replaced by trunk outputs
-        self.views: dict[str, Any] | None = None  # two-view augmentation (self-supervised)
-        self.train_normal_only = False  # train on the normal images alone (one-class)
+        self.views, self.train_normal_only = views, train_normal_only
         self.train_flipped: Tensor | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -246,5 +246,5 @@ class AnomalyDataModule(L.LightningDataModule):
 
     def eval_batches(self, images: Tensor) -> Iterator[Tensor]:
         """Sequential batches of ``images`` for embedding."""
-        for idx in BatchSampler(SequentialSampler(range(len(images))), self.eval_batch_size, False):
-            yield images[idx[0] : idx[-1] + 1]
+        for start in range(0, len(images), self.eval_batch_size):
+            yield images[start : start + self.eval_batch_size]

@@ -61,6 +61,16 @@ class NTXentHead(ClassificationHead):
 
     min_classes = 1
     views = 2
+    DEFAULT_AUGMENT = {"pad_crop": 4, "hflip": True, "brightness": 0.4, "contrast": 0.4}
+
+    @classmethod
+    def data_needs(cls, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """What the DataModule serves: the two views' augmentation; normal images alone or not.
+
+        Read from the loss config before anything is built, so the DataModule is built once.
+        """
+        normal_only = params.get("train_on", "normal") == "normal"
+        return dict(params.get("augment") or cls.DEFAULT_AUGMENT), normal_only
 
     def __init__(
         self,
@@ -78,9 +88,7 @@ class NTXentHead(ClassificationHead):
                 f"loss.train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}."
             )
         self.temperature, self.train_on = float(temperature), train_on
-        self.augment = dict(
-            augment or {"pad_crop": 4, "hflip": True, "brightness": 0.4, "contrast": 0.4}
-        )
+        self.augment = dict(augment or self.DEFAULT_AUGMENT)
 
     def pair_loss(self, z1: Tensor, z2: Tensor) -> Tensor:
         """NT-Xent of the two views' embeddings."""
