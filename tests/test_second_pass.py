@@ -99,3 +99,26 @@ def test_a_sweeps_last_line_names_the_report_command(tmp_path):
     )
     again = run_train(["-m", "seed=0,1", "hydra.sweep.dir=runs/my sweep", *SMOKE], tmp_path)
     assert again.stdout.strip().splitlines()[-1].startswith("2/2 completed")  # resumed: counted
+
+
+@pytest.mark.parametrize(
+    "cause,message",
+    [
+        (KeyboardInterrupt(), "interrupted by Ctrl-C (SIGINT)"),
+        (SystemExit(1), "interrupted by Ctrl-C (SIGINT)"),  # how Lightning ends on Ctrl-C
+        (None, "received signal SIGTERM"),
+    ],
+)
+def test_interrupts_are_recorded_as_interrupted_with_their_cause(tmp_path, cause, message):
+    from adabench.interrupts import RunInterrupted
+    from adabench.record import RunRecord
+
+    cause = cause if cause is not None else RunInterrupted("received signal SIGTERM")
+    record = RunRecord(tmp_path, {"run_name": "x"})
+    record.failed(cause)
+    record.close({})
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "interrupted" and saved["error"]["message"] == message
+    assert saved["error"]["message"] != "1"  # never the bare exit code
+    record.failed(ValueError("bad"))
+    assert record.data["status"] == "failed"
