@@ -119,7 +119,7 @@ def plot_boxes(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
     colours = loss_colours(rows)
     for r in rows:
         if r["status"] == "completed" and r.get(metric) is not None:
-            by_ds[r.get("task") or r["dataset"]][r["loss"]].append(float(r[metric]))
+            by_ds[r["dataset"]][r["loss"]].append(float(r[metric]))  # every task of a dataset
     for ds, losses in sorted(by_ds.items()):
         names = loss_order(list(losses), no_training)
         fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
@@ -164,7 +164,7 @@ def plot_roc(rows: Sequence[dict], out_dir: Path, metric: str) -> list[str]:
         scored = r.get("protocol", "anomaly") != "classification"  # no anomaly scores there
         done = r["status"] == "completed" and r.get(metric) is not None
         if scored and done and (Path(r["run_dir"]) / SCORES_FILE).exists():
-            by[r.get("task") or r["dataset"]][r["loss"]].append(r)
+            by[r["dataset"]][r["loss"]].append(r)
     for ds, losses in sorted(by.items()):
         fig, ax = plt.subplots(figsize=(5, 5))
         for loss in loss_order(list(losses), no_training):
