@@ -196,6 +196,7 @@ def cross_task(
             "mean_ci": [lo, hi],
             "iqm": _iqm(per_task),
             "iqm_ci": [iqm_lo, iqm_hi],
+            "runs_per_task": min(len(v) for v in per_task),
         }
     sign = 1.0 if higher_is_better(metric) else -1.0
     for a, b in itertools.combinations(every, 2):
@@ -236,4 +237,13 @@ def verdict_lines(result: CrossTask) -> list[str]:
         f"decided at posterior probability ≥ {DECIDED:g}, ROPE ±{result.rope:g} "
         f"{result.metric}):"
     )
-    return [head, *better, *same, *open_]
+    runs = min((v["runs_per_task"] for v in result.losses.values()), default=0)
+    note = (
+        [
+            "One run per task: the CIs resample seeds within each task, so they have no width; "
+            "run more seeds for them."
+        ]
+        if runs == 1
+        else []
+    )
+    return [head, *better, *same, *open_, *note]
