@@ -73,11 +73,16 @@ def train_in_process(run_dir: Path, *overrides: str) -> dict:
     return m
 
 
-def compose_config(*overrides: str, smoke: bool = True) -> DictConfig:
-    """The composed ``train`` config (``experiment=smoke`` first unless ``smoke=False``)."""
+def compose_config(*overrides: str, smoke: bool = True, hydra: bool = False) -> DictConfig:
+    """The composed ``train`` config (``experiment=smoke`` first unless ``smoke=False``;
+    ``hydra=True`` keeps the ``hydra`` node, e.g. to read a sweeper's settings)."""
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*(["experiment=smoke"] if smoke else []), *overrides])
+        return compose(
+            "train",
+            overrides=[*(["experiment=smoke"] if smoke else []), *overrides],
+            return_hydra_config=hydra,
+        )
 
 
 def loss_head(name: str, embedding_dim: int, num_classes: int, **params):

@@ -53,7 +53,7 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}"
 
 
-_FIRST_WITH: dict[str, str] = {}  # error text -> the sweep job that printed it in full
+_FIRST_WITH: dict[str, tuple[str, str]] = {}  # error text -> (folder, name) of its first job
 
 
 def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool) -> bool:
@@ -67,11 +67,12 @@ def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool)
     _trace.info("".join(traceback.format_exception(err)))
     if in_sweep:
         text = error_text(err)
-        first = _FIRST_WITH.setdefault(text, run_name)
-        if first == run_name:
+        folder, first = _FIRST_WITH.setdefault(text, (str(run_dir), run_name))
+        if folder == str(run_dir):
             say(f"[adabench] FAILED {run_name}: {text}", err=True)
-        else:
-            say(f"[adabench] FAILED {run_name}: the same error as {first} (above)", err=True)
+        else:  # tuning trials share a name: the folder tells them apart
+            where = f"{first} ({Path(folder).name})" if first == run_name else first
+            say(f"[adabench] FAILED {run_name}: the same error as {where} (above)", err=True)
         return False
     if os.environ.get(TRACEBACK_ENV) or os.environ.get("HYDRA_FULL_ERROR"):
         return True

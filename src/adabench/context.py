@@ -19,6 +19,8 @@ class RunContext:
         sweep_dir: The multirun's sweep folder (``None`` in a single run).
         group: The sweep's group name (W&B group, report title), ``None`` in a single run.
         parallel_jobs: Jobs a joblib launcher runs at once (1 for any other launcher).
+        tuning: Whether the sweeper is a tuner (Optuna), which records a failed job as a
+            failed trial when it raises.
     """
 
     output_dir: Path | None = None
@@ -26,6 +28,7 @@ class RunContext:
     sweep_dir: Path | None = None
     group: str | None = None
     parallel_jobs: int = 1
+    tuning: bool = False
 
     @classmethod
     def from_hydra(cls) -> RunContext:
@@ -49,6 +52,7 @@ class RunContext:
             sweep_dir=sweep,
             group=sweep_group(sweep) if sweep else None,
             parallel_jobs=jobs,
+            tuning="optuna" in str(hc.sweeper.get("_target_", "")).lower(),
         )
 
 

@@ -51,6 +51,10 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
 )
 
 
+class TrialFailed(Exception):
+    """A tuning trial's run failed (already recorded in its metrics.json and printed)."""
+
+
 def sweep_value(record: dict) -> float:
     """The number a run returns to Hydra (a sweeper's objective): the **validation** metric.
 
@@ -77,7 +81,9 @@ def run_job(cfg: DictConfig) -> float:
 
     A failed single run exits 1 after one error line; a failed job of a sweep returns NaN so
     the sweep goes on (:class:`adabench.console.SweepFailures` lists the failures and exits 1
-    at the end). Interrupts (Ctrl-C, SIGTERM) still stop everything.
+    at the end), or under a tuner raises :class:`TrialFailed`, which Optuna's sweeper records
+    as a failed trial (a NaN objective would end its study). Interrupts (Ctrl-C, SIGTERM)
+    still stop everything.
     """
     ctx = RunContext.from_hydra()
     try:
@@ -86,6 +92,8 @@ def run_job(cfg: DictConfig) -> float:
         in_sweep = ctx.sweep_dir is not None
         if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
             raise
+        if in_sweep and ctx.tuning:
+            raise TrialFailed(str(err)) from None
         if in_sweep:
             return float("nan")
         raise SystemExit(1) from None

@@ -28,9 +28,15 @@ class SweepFailures(Callback):
         self.jobs: list[bool] = []  # per job run in this process: did it complete?
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Remember when the sweep started (results older than that are not this sweep's)."""
+        """Remember when the sweep started (results older than that are not this sweep's).
+
+        The sweep folder is made now: a tuning study keeps its storage (SQLite) in it before
+        the first job runs.
+        """
         self.started = time.time()
         self.jobs = []
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+        prepare_study(config)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Count a job: completed unless it raised or returned NaN (a recorded failure)."""
@@ -53,6 +59,30 @@ class SweepFailures(Callback):
         print(closing_line(total - n_failed, total, n_failed, sweep_dir), flush=True)
         if failed or n_failed:
             raise SystemExit(1)
+
+
+def prepare_study(config: DictConfig) -> None:
+    """Create a tuning study's storage once, under a file lock, before the sweeper opens it.
+
+    Several workers started on one study (hand-started processes, SLURM array jobs) would
+    otherwise race to create the SQLite schema and all but one would fail.
+    """
+    sweeper = config.hydra.get("sweeper") or {}
+    storage = sweeper.get("storage")
+    if not storage or "optuna" not in str(sweeper.get("_target_", "")):
+        return
+    import fcntl
+
+    import optuna
+
+    with open(Path(config.hydra.sweep.dir) / ".study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        optuna.create_study(
+            storage=str(storage),
+            study_name=sweeper.get("study_name"),
+            direction=str(sweeper.get("direction", "maximize")),
+            load_if_exists=True,
+        )
 
 
 def closing_line(completed: int, total: int, failed: int, sweep_dir: Path) -> str:

@@ -1,0 +1,101 @@
+"""Equal-budget tuning through Hydra's Optuna sweeper: on validation, resumable, robust, shared."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, SMOKE, compose_config, run_train
+
+optuna = pytest.importorskip("optuna")
+FAMILIES = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml"))
+
+
+def trials(study_dir: Path) -> list:
+    storage = f"sqlite:///{study_dir / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).trials
+
+
+def validation_values(study_dir: Path) -> dict[str, float]:
+    out = {}
+    for path in study_dir.glob("*/metrics.json"):
+        rec = json.loads(path.read_text())
+        if rec["status"] == "completed":
+            out[path.parent.name] = (rec["validation"]["auroc"], rec["metrics"]["auroc"])
+    return out
+
+
+def test_every_loss_family_gets_the_same_budget_sampler_and_common_space():
+    seen = set()
+    for name in (f for f in FAMILIES if f not in ("_budget", "smoke")):
+        cfg = compose_config(f"hparams_search={name}", smoke=False, hydra=True)
+        sweeper = cfg.hydra.sweeper
+        seen.add((sweeper.n_trials, sweeper.sampler._target_, sweeper.sampler.seed))
+        assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+        common = {
+            "optimizer.lr",
+            "backbone.lr_scale",
+            "optimizer.weight_decay",
+            "trainer.max_epochs",
+            "backbone.embedding_dim",
+            "scorer.k",
+            "scorer.distance",
+        }
+        assert common <= set(sweeper.params), name
+    assert seen == {(25, "optuna.samplers.TPESampler", 0)}
+
+
+@pytest.mark.slow
+def test_a_smoke_study_optimises_validation_continues_and_survives_failures(tmp_path):
+    study = tmp_path / "study"
+    args = ["experiment=smoke", "hparams_search=smoke", f"hydra.sweep.dir={study}", *SMOKE[1:]]
+    first = run_train(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    result = yaml.safe_load((study / "optimization_results.yaml").read_text())
+    values = validation_values(study)
+    assert len(trials(study)) == 3 and len(values) == 3
+    best_val = max(v for v, _ in values.values())
+    assert result["best_value"] == best_val  # the objective is a trial's VALIDATION metric
+    assert all(t != best_val for _, t in values.values() if _ != best_val)
+    # the same command continues the study; with fewer normal images a trial that draws
+    # k = 20 is refused (a NaN objective): recorded as failed, and the study goes on
+    failing = [*args, "dataset.n_normal_train=10", "hydra.sweeper.n_trials=4"]
+    again = run_train(failing, tmp_path)
+    states = [t.state.name for t in trials(study)]
+    assert len(states) == 7 and "FAIL" in states and states.count("COMPLETE") >= 4
+    assert "completed" in again.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_without_losing_or_duplicating_a_trial(tmp_path):
+    study = tmp_path / "study"
+    args = [
+        "experiment=smoke",
+        "hparams_search=smoke",
+        f"hydra.sweep.dir={study}",
+        *SMOKE[1:],
+        "hydra.sweeper.n_trials=2",
+    ]
+    study.mkdir()
+    procs = []
+    for worker in ("0", "1"):
+        env = {**os.environ, "ADABENCH_TUNE_WORKER": worker}
+        cmd = [sys.executable, str(ROOT / "train.py"), *args]
+        out = subprocess.PIPE
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out))
+    for p in procs:
+        p.wait(timeout=300)
+        assert p.returncode == 0, p.stderr.read()[-2000:]
+    done = trials(study)
+    assert sorted(t.number for t in done) == [0, 1, 2, 3]  # none lost, none counted twice
+    assert all(t.state.name == "COMPLETE" for t in done)
+    params = {json.dumps(t.params, sort_keys=True) for t in done}
+    assert len(params) == 4  # the workers drew different trials
+    assert len(validation_values(study)) == 4
