@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -99,3 +100,43 @@ def test_two_processes_share_one_study_without_losing_or_duplicating_a_trial(tmp
     params = {json.dumps(t.params, sort_keys=True) for t in done}
     assert len(params) == 4  # the workers drew different trials
     assert len(validation_values(study)) == 4
+
+
+@pytest.mark.slow
+def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path):
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "tune_protocol.py"),
+        "none",
+        "--experiment",
+        "smoke",
+        "--losses",
+        "arcface",
+        "softmax",
+        "--trials",
+        "3",
+        "--seeds",
+        "0",
+        "1",
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for loss in ("arcface", "softmax"):
+        assert len(trials(tmp_path / "work" / "studies" / loss)) == 3  # the same budget
+        best = yaml.safe_load((out / "studies" / f"{loss}_optimization_results.yaml").read_text())
+        assert set(best["best_params"]) >= {"optimizer.lr", "scorer.k"}
+        assert (out / "studies" / f"{loss}_history.png").read_bytes()[:4] == b"\x89PNG"
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    names = {r["loss"].split(" (")[0] for r in rows}
+    assert names == {"arcface", "softmax", "baseline_pixels", "baseline_features"}
+    assert all(r["status"] == "completed" for r in rows) and len(rows) == 8  # 4 rows x 2 seeds
+    text = (out / "README.md").read_text()
+    assert "| arcface |" in text and "tuned parameters" in text
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0 and len(trials(tmp_path / "work" / "studies" / "arcface")) == 3
