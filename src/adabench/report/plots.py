@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -205,8 +206,10 @@ def _save_figure(fig: Any, path: Path) -> str:
     """Write ``fig`` as PNG atomically, close it, and return the file name."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    with warnings.catch_warnings():  # the CD diagram's axes do not take part; bbox does
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return path.name
 
