@@ -158,9 +158,8 @@ def cross_task(
 ) -> tuple[CrossTask, Any]:
     """Mean ranks, Friedman + Nemenyi, aggregates with CIs and P(better/equivalent/worse).
 
-    Rows present in fewer than all tasks are left out (named in ``left_out``); with fewer than
-    :data:`MIN_TASKS` tasks the result says so and holds no statistics. Returns the result and
-    autorank's (for the critical-difference diagram; ``None`` without statistics).
+    Rows present in fewer than all tasks are left out (``left_out``); under :data:`MIN_TASKS`
+    tasks it says so. Returns it and autorank's result (for the CD diagram, or ``None``).
     """
     import baycomp
     import pandas as pd
@@ -186,8 +185,10 @@ def cross_task(
     ranked = autorank(table, alpha=0.05, verbose=False, order=order, force_mode="nonparametric")
     result.friedman_p = float(ranked.pvalue)
     result.critical_difference = float(ranked.cd) if ranked.cd is not None else math.nan
-    for name in every:
-        per_task = [np.array(list(data[t][name].values())) for t in tasks]
+    runs = min(len(data[t][name]) for t in tasks for name in every)  # equal runs per task:
+    for name in every:  # the stratified bootstrap and the pooled IQM assume them
+        by_seed = [data[t][name] for t in tasks]
+        per_task = [np.array([v[k] for k in sorted(v)][:runs]) for v in by_seed]
         lo, hi = _stratified_ci(per_task, _mean_of_means)
         iqm_lo, iqm_hi = _stratified_ci(per_task, _iqm)
         result.losses[name] = {
