@@ -18,6 +18,7 @@ from adabench.data.validation import (
     SyntheticAnomalies,
     cutpaste,
 )
+from adabench.scoring import KNNScorer
 
 from .conftest import folder_args, train_in_process, write_image_tree
 
@@ -153,3 +154,35 @@ def test_the_value_a_sweeper_gets_is_the_validation_metric(tmp_path):
         "logger=none", "protocol.validation=false", f"paths.output_dir={tmp_path / 'off'}"
     )
     assert np.isnan(train(off))  # nothing to tune on: never the test metric instead
+
+
+class CountingKNN(KNNScorer):
+    """k-NN that counts how often it is fitted (one FAISS index per evaluation is enough)."""
+
+    fits = 0
+
+    def _fit(self, normal):
+        CountingKNN.fits += 1
+        super()._fit(normal)
+
+
+def test_validation_and_test_share_one_fitted_scorer(tmp_path):
+    CountingKNN.fits = 0
+    m = train_in_process(
+        tmp_path / "run",
+        "loss=baseline_pixels",
+        "logger=none",
+        "~scorer",
+        f"+scorer={{_target_: {__name__}.CountingKNN, k: 3, distance: l2}}",
+    )
+    assert m["validation"] and m["metrics"]["auroc"] is not None
+    assert CountingKNN.fits == 1
+
+
+def test_a_dataset_too_small_for_validation_runs_without_it():
+    labels = np.repeat(np.arange(3), 2)  # two normal training images: none can be held out
+    with pytest.warns(UserWarning, match="No validation parts: only"):
+        split = Anomaly(design=SyntheticAnomalies()).draw(
+            labels, labels, ["a", "b", "c"], {"normal": "a", "abnormal": "b"}, 0
+        )
+    assert split.validation is None and len(split.normal_train) == 2

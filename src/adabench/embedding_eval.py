@@ -55,10 +55,12 @@ def evaluate_embeddings(
             abnormal).
         emb: Embeddings of ``dm.train_images``, ``dm.test_images`` and ``dm.closed_images``
             under the keys ``train``, ``test`` and ``closed`` (``closed`` may be empty).
-        scorer: An unfitted scorer; it is fitted on the normal training embeddings.
+        scorer: A scorer; fitted here on the normal training embeddings unless it already is
+            (validation and test share one fitted scorer).
     """
     t0 = time.perf_counter()
-    scorer.fit(emb["train"][dm.train_is_normal])
+    if not getattr(scorer, "fitted_on", 0):
+        scorer.fit(emb["train"][dm.train_is_normal])
     scores = scorer.score(emb["test"])
     is_abnormal = dm.test_is_abnormal.numpy()
     metrics: dict[str, float] = detection_metrics(scores, is_abnormal)

@@ -83,9 +83,9 @@ def evaluate_model(
     embed_s = time.perf_counter() - t0
     result: Evaluation | None = None
     if trainer.global_rank == 0:
-        validation = protocol.validate(dm, emb, module.head, make_scorer())
-        head = module.head
-        result = protocol.evaluate(dm, emb, head, make_scorer()) if test else Evaluation({})
+        scorer = make_scorer()  # fitted once on the normal embeddings, for validation and test
+        validation = protocol.validate(dm, emb, module.head, scorer)
+        result = protocol.evaluate(dm, emb, module.head, scorer) if test else Evaluation({})
         result.validation, result.embed_s = validation, embed_s
     if distributed:
         result = trainer.strategy.broadcast(result, src=0)

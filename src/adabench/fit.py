@@ -100,8 +100,9 @@ def evaluate_baseline(built: BuiltRun) -> RunResult:
     width = next(iter(emb.values())).shape[1]
     emb = {part: emb.get(part, torch.zeros(0, width)) for part in EVAL_PARTS}
     embed_s = time.perf_counter() - t0
-    result = dm.protocol.evaluate(dm, emb, None, built.make_scorer())
-    validation = dm.protocol.validate(dm, emb, None, built.make_scorer())
+    scorer = built.make_scorer()  # fitted once on the normal vectors, for validation and test
+    validation = dm.protocol.validate(dm, emb, None, scorer)
+    result = dm.protocol.evaluate(dm, emb, None, scorer)
     times = {"train_s": 0.0, "embed_s": embed_s, "score_s": result.score_s}
     facts = {
         **_built_facts(built),

@@ -126,7 +126,8 @@ class Protocol:
         """Metrics of the validation parts (named as the test metrics), ``{}`` when off."""
         if dm.split.validation is None or len(emb.get("val", ())) == 0:
             return {}
-        scorer.fit(emb["train"][dm.train_is_normal])
+        if not getattr(scorer, "fitted_on", 0):  # fitted once: the test evaluation reuses it
+            scorer.fit(emb["train"][dm.train_is_normal])
         return detection_metrics(scorer.score(emb["val"]), dm.val_is_abnormal.numpy())
 
     def training_metrics(self, train_accuracy: float | None) -> dict[str, float]:
