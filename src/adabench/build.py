@@ -19,7 +19,6 @@ from adabench.backbone import create_model, input_normalization
 from adabench.baselines import Baseline
 from adabench.config import as_dict, build, target_of
 from adabench.data.datamodule import AnomalyDataModule
-from adabench.data.protocols import Protocol
 from adabench.embedder import Embedder
 from adabench.errors import ConfigError
 from adabench.lightning_module import AnomalyModule
@@ -29,20 +28,17 @@ from adabench.stages import split_backbone
 from adabench.trunk_cache import TrunkCache, module_digest, trunk_key
 
 
-def build_protocol(cfg: DictConfig) -> Protocol:
-    """The ``protocol`` group's object (its validation design built inside it)."""
-    return build(cfg.protocol, where="protocol")  # type: ignore[no-any-return]
-
-
 def build_datamodule(cfg: DictConfig) -> AnomalyDataModule:
     """The DataModule for ``cfg`` (not yet set up), with what a self-supervised head needs."""
     needs = None if is_baseline(cfg) else getattr(target_of(cfg.loss, "loss"), "data_needs", None)
     views, normal_only = needs(as_dict(cfg.loss)) if needs else (None, False)
     return AnomalyDataModule(
         as_dict(cfg.dataset),
-        *(int(cfg[k]) for k in ("seed", "batch_size", "eval_batch_size")),
+        seed=int(cfg.seed),
+        batch_size=int(cfg.batch_size),
+        eval_batch_size=int(cfg.eval_batch_size),
         cache_dir=cfg.paths.get("cache_dir"),
-        protocol=build_protocol(cfg),
+        protocol=build(cfg.protocol, where="protocol"),  # its validation design built inside
         views=views,
         train_normal_only=normal_only,
     )

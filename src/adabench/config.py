@@ -136,13 +136,17 @@ def check_types(target: Any, params: Mapping[str, Any], group: str) -> None:
         if type(None) in typing.get_args(kind):
             expected += " or null"
         default = defaults.get(key)
-        example = (
-            str(default).lower() if isinstance(default, bool) else default
-        ) if default is not None else _EXAMPLE_OF.get(plain[0] if plain else str, "<value>")
-        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        if default is None:
+            default = _EXAMPLE_OF.get(plain[0] if plain else str, "<value>")
         raise ConfigError(
-            f"{group}.{key}={shown} must be {expected}, e.g. {group}.{key}={example}"
+            f"{group}.{key}={_yaml(value, repr)} must be {expected}, "
+            f"e.g. {group}.{key}={_yaml(default, str)}"
         )
+
+
+def _yaml(value: Any, other: Any) -> str:
+    """``value`` as it is written on the command line: booleans as ``true`` / ``false``."""
+    return str(value).lower() if isinstance(value, bool) else other(value)
 
 
 def build(node: Mapping[str, Any] | DictConfig, *args: Any, where: str = "config", **context: Any):

@@ -68,7 +68,8 @@ class AnomalyDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.cfg = dict(dataset)
-        check_types(SplitCounts, {k: self.cfg[k] for k in self.cfg if k[:2] == "n_"}, "dataset")
+        counts = {k: self.cfg[k] for k in SplitCounts.__dataclass_fields__ if k in self.cfg}
+        check_types(SplitCounts, counts, "dataset")  # a bad count fails before any decoding
         self.protocol = protocol if protocol is not None else Anomaly(validation=False)
         self.source = build_source(self.cfg)
         self.seed, self.batch_size = int(seed), int(batch_size)
@@ -123,9 +124,8 @@ class AnomalyDataModule(L.LightningDataModule):
         self.normal_images = train.images[torch.from_numpy(s.normal_train)].contiguous()
         test_idx = torch.from_numpy(test_order)
         self.test_images = test.images[test_idx].contiguous()
-        self.test_is_abnormal = torch.cat(
-            [torch.zeros(len(s.test_normal)), torch.ones(len(s.test_abnormal))]
-        ).long()
+        sizes = [len(s.test_normal), len(s.test_abnormal)]
+        self.test_is_abnormal = torch.from_numpy(np.repeat([0, 1], sizes).astype(np.int64))
         closed_idx = torch.from_numpy(closed_order)
         self.closed_images = test.images[closed_idx].contiguous()
         self.closed_labels = torch.from_numpy(
