@@ -2,7 +2,7 @@
 
     python benchmarks/tune_protocol.py DATA --experiment fmnist_sneaker_boot_pretrained
         [--losses softmax l2softmax arcface cosface adacos_fixed adacos_dynamic] [--trials 25]
-        [--seeds 0 1 2 3 4] [--out docs/results/fmnist_sneaker_boot_pretrained_tuned]
+        [--seeds 0 1 2 3 4] [--parallel 2] [--out docs/results/fmnist_sneaker_boot_pretrained_tuned]
         [--extra dataset.download=false ...]
 
 1. Each loss gets its family's study (``hparams_search=<family>``: the same 25 trials and TPE
@@ -24,6 +24,7 @@ import csv
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -114,15 +115,23 @@ def plots(study_dir: Path, out: Path) -> list[str]:
     return written
 
 
-def medians(results_csv: Path) -> dict[str, float]:
-    if not results_csv.exists():
-        return {}
-    rows = list(csv.DictReader(results_csv.open()))
-    out: dict[str, list[float]] = {}
-    for r in rows:
-        if r["status"] == "completed" and r.get("auroc"):
-            out.setdefault(r["loss"].split(" (")[0], []).append(float(r["auroc"]))
-    return {k: float(np.median(v)) for k, v in out.items()}
+def defaults_of(common: list[str], loss: str, keys: list[str]) -> dict:
+    """The values ``keys`` take in the untuned configuration (the preset's, the paper's)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    plain = [o for o in common if not o.startswith(("dataset.root", "hydra."))]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*plain, f"loss={loss}"])
+    return {k: OmegaConf.select(cfg, k, default=None) for k in keys}
+
+
+def in_parallel(jobs: int, work: list) -> list:
+    """Call each of ``work``'s thunks, ``jobs`` at a time (each one starts its own processes)."""
+    if jobs <= 1:
+        return [w() for w in work]
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda w: w(), work))
 
 
 def main() -> None:
@@ -132,6 +141,7 @@ def main() -> None:
     p.add_argument("--losses", nargs="*", default=[*list(FAMILY)[:4], *list(FAMILY)[5:]])
     p.add_argument("--trials", type=int, default=25)
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--parallel", type=int, default=1, help="losses tuned at once (processes)")
     p.add_argument("--out", default=None)
     p.add_argument("--work", default=None, help="studies and sweeps (default multirun/<exp>_tuned)")
     p.add_argument("--defaults", default=None, help="results.csv of the paper defaults")
@@ -145,68 +155,104 @@ def main() -> None:
     (out / "studies").mkdir(parents=True, exist_ok=True)
     root = [] if args.data_root == "none" else [f"dataset.root={args.data_root}"]
     common = [f"experiment={args.experiment}", *root, *args.extra]
-    best = {loss: tune(loss, common, args.trials, work) for loss in args.losses}
-    test_dir, seeds = work / "test", ",".join(map(str, args.seeds))
-    for loss, result in best.items():  # the best configuration on the test split, every seed
-        params = [f"{k}={v}" for k, v in result["best_params"].items()]
-        train(
-            [
-                "-m",
-                *common,
-                f"loss={loss}",
-                *params,
-                f"seed={seeds}",
-                f"hydra.sweep.dir={test_dir}",
-            ],
-            ROOT,
-        )
-    train(
-        [
-            "-m",
-            *common,
-            f"loss={','.join(BASELINES)}",
-            f"seed={seeds}",
-            f"hydra.sweep.dir={test_dir}",
-        ],
-        ROOT,
+    if args.parallel > 1:
+        common.append("threads=1")  # one core per process
+    tuned_best = in_parallel(
+        args.parallel,
+        [lambda loss=loss: tune(loss, common, args.trials, work) for loss in args.losses],
     )
+    best = dict(zip(args.losses, tuned_best, strict=True))
+    test_dir, seeds = work / "test", ",".join(map(str, args.seeds))
+
+    def on_test(loss: str, params: list[str]) -> int:  # a loss's best config, every seed
+        sweep = [f"seed={seeds}", f"hydra.sweep.dir={test_dir / loss.replace(',', '+')}"]
+        return train(["-m", *common, f"loss={loss}", *params, *sweep], ROOT)
+
+    jobs = [
+        lambda loss=loss, r=r: on_test(loss, [f"{k}={v}" for k, v in r["best_params"].items()])
+        for loss, r in best.items()
+    ]
+    in_parallel(args.parallel, [*jobs, lambda: on_test(",".join(BASELINES), [])])
     from adabench.report import report
 
-    report([test_dir], out, quiet=True)
-    lines, tuned = [], medians(out / "results.csv")
-    defaults = medians(Path(args.defaults)) if args.defaults else {}
-    lines += [
+    result = report([test_dir], out, quiet=True)
+    write_readme(args, work, out, best, result, common)
+    print(f"wrote {out / 'README.md'}")
+
+
+def write_readme(args, work: Path, out: Path, best: dict, result: dict, common: list) -> None:
+    """README.md: defaults vs tuned, the three questions answered, each loss's parameters."""
+    from adabench.report.tuning import against_baseline, medians, parameter_moves, ranking_change
+
+    tuned = medians(result["rows"])
+    defaults = (
+        medians(list(csv.DictReader(Path(args.defaults).read_text().splitlines())))
+        if args.defaults
+        else {}
+    )
+    seeds = ",".join(map(str, args.seeds))
+    lines = [
         f"# {args.experiment}: paper defaults vs equal-budget tuning",
         "",
-        f"{args.trials} trials per loss (TPE, seed 0, objective: validation AUROC), then the "
-        f"best configuration on test over seeds {seeds}; report: [summary.md](summary.md).",
+        f"{args.trials} trials per loss (TPE, seed 0, objective: the validation AUROC, never a "
+        f"test metric), then each loss's best configuration on the test split over seeds "
+        f"{seeds}, beside the no-training rows; full report: [summary.md](summary.md).",
         "",
-        "| loss | defaults (median test AUROC) | tuned | Spearman(val, test) over trials | "
-        "tuned parameters |",
+        "| loss | defaults (median test AUROC) | tuned | best validation AUROC | "
+        "Spearman(val, test) over trials |",
         "|---|---|---|---|---|",
     ]
-    for loss, result in best.items():
+    moves = {}
+    for loss, res in best.items():
         study_dir = work / "studies" / loss
-        (out / "studies" / f"{loss}_optimization_results.yaml").write_text(yaml.safe_dump(result))
+        (out / "studies" / f"{loss}_optimization_results.yaml").write_text(yaml.safe_dump(res))
         plots(study_dir, out / "studies")
-        rho = trial_correlation(study_dir)
-        params = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in result["best_params"].items()
-        )
         d, t = defaults.get(loss), tuned.get(loss)
         lines.append(
-            f"| {loss} | {'–' if d is None else f'{d:.4f}'} | "
-            f"{'–' if t is None else f'{t:.4f}'} | {rho:+.2f} | {params} |"
+            f"| {loss} | {'–' if d is None else f'{d:.4f}'} | {'–' if t is None else f'{t:.4f}'}"
+            f" | {res['best_value']:.4f} | {trial_correlation(study_dir):+.2f} |"
         )
-    for b in BASELINES:
-        if b in tuned:
+        keys = list(res["best_params"])
+        moves[loss] = parameter_moves(res["best_params"], defaults_of(common, loss, keys))
+    for b in (x for x in BASELINES if x in tuned):
+        d = defaults.get(b)
+        lines.append(
+            f"| {b} (no training) | {'–' if d is None else f'{d:.4f}'} | {tuned[b]:.4f} | – | – |"
+        )
+    losses = list(best)
+    lines += ["", "## Does tuning change the ranking?", ""]
+    try:
+        rank = ranking_change(defaults, tuned, losses)
+        lines += [
+            f"- defaults: {' > '.join(rank.defaults)}",
+            f"- tuned:    {' > '.join(rank.tuned)}",
+            f"- Kendall's tau between the two orders of medians: {rank.kendall_tau:+.2f} "
+            f"({'changed' if rank.changed else 'the same order'}).",
+        ]
+    except ValueError as err:
+        lines.append(f"- not answered: {err} (pass --defaults results.csv).")
+    base = max((b for b in BASELINES if b in tuned), key=lambda b: tuned[b], default=None)
+    if base is not None:
+        lines += [
+            "",
+            f"## Does a tuned loss beat the best no-training baseline ({base})?",
+            "",
+            "Paired by seed; 'beats' = better on every seed and paired t-test p < 0.05 after "
+            "Holm over the losses. DeLong: seeds where the run's AUROC is significantly "
+            "better / worse than the baseline's on the same test images (p < 0.05).",
+            "",
+            "| loss | seeds won | mean diff | paired t p (Holm) | DeLong better / worse | beats |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in against_baseline(result["rows"], losses, base):
             lines.append(
-                f"| {b} (no training) | {defaults.get(b, float('nan')):.4f} | "
-                f"{tuned[b]:.4f} | – | – |"
+                f"| {c.loss} | {c.wins}/{c.seeds} | {c.mean_diff:+.4f} | {c.p_t_holm:.4f} | "
+                f"{c.delong_better} / {c.delong_worse} | {'yes' if c.beats else 'no'} |"
             )
+    lines += ["", "## How far did the tuned parameters move from the defaults?", ""]
+    for loss, moved in moves.items():
+        lines.append(f"- **{loss}**: " + "; ".join(moved))
     (out / "README.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,11 @@ def test_two_processes_share_one_study_without_losing_or_duplicating_a_trial(tmp
 
 @pytest.mark.slow
 def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path):
-    out = tmp_path / "out"
+    out, defaults = tmp_path / "out", tmp_path / "defaults.csv"
+    defaults.write_text(  # a results.csv of the untuned rows, in the report's columns
+        "loss,seed,status,auroc\narcface,0,completed,0.9\nsoftmax,0,completed,0.2\n"
+        "baseline_pixels,0,completed,0.5\n"
+    )
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks" / "tune_protocol.py"),
@@ -123,6 +127,10 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
         str(tmp_path / "work"),
         "--out",
         str(out),
+        "--parallel",
+        "2",
+        "--defaults",
+        str(defaults),
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -137,6 +145,10 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
     assert names == {"arcface", "softmax", "baseline_pixels", "baseline_features"}
     assert all(r["status"] == "completed" for r in rows) and len(rows) == 8  # 4 rows x 2 seeds
     text = (out / "README.md").read_text()
-    assert "| arcface |" in text and "tuned parameters" in text
+    assert "| arcface | 0.9000 |" in text and "| softmax | 0.2000 |" in text
+    assert "- defaults: arcface > softmax" in text and "Kendall's tau" in text
+    assert "| arcface | " in text.split("best no-training baseline")[1]  # paired by seed
+    moved = next(line for line in text.splitlines() if line.startswith("- **arcface**: "))
+    assert "optimizer.lr: 0.001 → " in moved and "loss.scale: 64 → " in moved  # from defaults
     rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and len(trials(tmp_path / "work" / "studies" / "arcface")) == 3

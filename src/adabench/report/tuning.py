@@ -1,0 +1,120 @@
+"""Paper defaults against equal-budget tuning: the three questions a tuned study must answer.
+
+1. Does tuning change the ranking? (:func:`ranking_change`: both orders and Kendall's tau.)
+2. Does a tuned loss beat the best no-training baseline, paired over every seed?
+   (:func:`against_baseline`: wins by seed, paired t-test with Holm over the losses, and DeLong's
+   test run by run on the same test images.)
+3. How far did the tuned parameters move from the defaults? (:func:`parameter_moves`.)
+
+Pure functions of report rows (``adabench.report``'s rows or a ``results.csv`` read back).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau, ttest_rel
+
+from adabench.report.delong import delong_against_baselines
+from adabench.report.verdict import holm
+
+
+def medians(rows: Sequence[Mapping[str, Any]], metric: str = "auroc") -> dict[str, float]:
+    """Row label (a loss, without a ``(key=value)`` variant suffix) → median over completed runs."""
+    values: dict[str, list[float]] = {}
+    for r in rows:
+        value = r.get(metric)
+        if r.get("status") == "completed" and value not in (None, ""):
+            values.setdefault(str(r["loss"]).split(" (")[0], []).append(float(value))
+    return {k: float(np.median(v)) for k, v in sorted(values.items())}
+
+
+@dataclass(frozen=True)
+class RankingChange:
+    """The losses ordered best first under the defaults and after tuning."""
+
+    defaults: tuple[str, ...]
+    tuned: tuple[str, ...]
+    kendall_tau: float
+
+    @property
+    def changed(self) -> bool:
+        return self.defaults != self.tuned
+
+
+def ranking_change(
+    defaults: Mapping[str, float], tuned: Mapping[str, float], losses: Sequence[str]
+) -> RankingChange:
+    """Order ``losses`` by median under both; tau = 1 means the same order."""
+    both = [x for x in losses if x in defaults and x in tuned]
+    if len(both) < 2:
+        raise ValueError(f"ranking_change needs ≥ 2 losses in both tables, got {both}.")
+    order_d = tuple(sorted(both, key=lambda x: -defaults[x]))
+    order_t = tuple(sorted(both, key=lambda x: -tuned[x]))
+    tau = kendalltau([defaults[x] for x in both], [tuned[x] for x in both]).statistic
+    return RankingChange(order_d, order_t, float(tau))
+
+
+@dataclass(frozen=True)
+class AgainstBaseline:
+    """A tuned loss paired by seed with the best no-training baseline (diff > 0: the loss)."""
+
+    loss: str
+    baseline: str
+    seeds: int
+    wins: int
+    mean_diff: float
+    p_t_holm: float
+    delong_better: int
+    delong_worse: int
+
+    @property
+    def beats(self) -> bool:
+        """Better on every seed, the paired t-test significant after Holm (p < 0.05)."""
+        return self.seeds > 1 and self.wins == self.seeds and self.p_t_holm < 0.05
+
+
+def against_baseline(
+    rows: Sequence[Mapping[str, Any]], losses: Sequence[str], baseline: str, metric: str = "auroc"
+) -> list[AgainstBaseline]:
+    """Each loss against ``baseline`` on the seeds both completed (one task's rows)."""
+    by: dict[str, dict[Any, float]] = {}
+    for r in rows:
+        if r.get("status") == "completed" and r.get(metric) not in (None, ""):
+            by.setdefault(str(r["loss"]), {})[r["seed"]] = float(r[metric])
+    if baseline not in by:
+        raise ValueError(f"baseline {baseline!r} has no completed run; rows: {sorted(by)}.")
+    task = {str(r.get("task") or r.get("dataset")) for r in rows}
+    found, p_values = [], []
+    for loss in (x for x in losses if x in by):
+        seeds = sorted(set(by[loss]) & set(by[baseline]), key=str)
+        d = np.array([by[loss][s] - by[baseline][s] for s in seeds])
+        p = float(ttest_rel(d, np.zeros_like(d)).pvalue) if len(d) > 1 and np.ptp(d) else math.nan
+        found.append((loss, len(d), int((d > 0).sum()), float(d.mean()) if len(d) else math.nan))
+        p_values.append(p)
+    delong = {
+        row[1]: (int(row[4]), int(row[5]))
+        for row in delong_against_baselines(list(rows), dict.fromkeys(task, baseline))
+    }
+    return [
+        AgainstBaseline(loss, baseline, n, wins, diff, p, *delong.get(loss, (0, 0)))
+        for (loss, n, wins, diff), p in zip(found, holm(p_values), strict=True)
+    ]
+
+
+def parameter_moves(best: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
+    """``key: default → tuned`` for each tuned parameter, with the factor for numbers."""
+    moves = []
+    for key, value in best.items():
+        old = defaults.get(key)
+        if old == value:
+            moves.append(f"{key}: {value} (unchanged)")
+        elif isinstance(value, int | float) and isinstance(old, int | float) and old:
+            moves.append(f"{key}: {old:.4g} → {value:.4g} (×{value / old:.2g})")
+        else:
+            moves.append(f"{key}: {old} → {value}")
+    return moves
