@@ -80,11 +80,19 @@ def test_equal_rows_are_equivalent_and_a_worse_row_is_worse(tmp_path):
     )
     summary = (sweep / "summary.md").read_text()
     verdict = summary[summary.index("## Verdict across tasks") :]
-    assert "arcface is better than softmax" in verdict
+    assert "arcface is better than softmax (P(arcface better) = 1.00" in verdict
     assert "adacos_fixed and arcface are equivalent within ±0.01" in verdict
     assert (sweep / "cd_auroc.png").read_bytes()[:4] == b"\x89PNG"
     lo, hi = v.losses["softmax"]["mean_ci"]
     assert lo < v.losses["softmax"]["mean"] < hi < v.losses["arcface"]["mean_ci"][0]
+
+
+def test_the_verdict_names_the_winner_first_with_its_probability(tmp_path):
+    sweep = make_suite(tmp_path / "s", {"adacos": -0.05, "softmax": 0.0})  # b of the pair wins
+    lines = report([sweep], plots=False, quiet=True)["verdict"].verdict
+    assert any(
+        x.startswith("softmax is better than adacos (P(softmax better) = 1.00") for x in lines
+    )
 
 
 def test_a_wider_rope_turns_a_small_difference_into_equivalence(tmp_path):

@@ -221,18 +221,19 @@ def verdict_lines(result: CrossTask) -> list[str]:
     """The verdict in plain words: better, equivalent within the ROPE, or undecided."""
     better, same, open_ = [], [], []
     for p in result.pairs:
+        a, b, p_a, p_b = p["a"], p["b"], p["p_a_better"], p["p_b_better"]
+        if p_b > p_a:  # the likelier winner named first
+            a, b, p_a, p_b = b, a, p_b, p_a
         probs = (
-            f"P({p['a']} better) = {p['p_a_better']:.2f}, P(equivalent) = "
-            f"{p['p_equivalent']:.2f}, P({p['b']} better) = {p['p_b_better']:.2f}"
+            f"P({a} better) = {p_a:.2f}, P(equivalent) = {p['p_equivalent']:.2f}, "
+            f"P({b} better) = {p_b:.2f}"
         )
-        if p["p_a_better"] >= DECIDED:
-            better.append(f"{p['a']} is better than {p['b']} ({probs}).")
-        elif p["p_b_better"] >= DECIDED:
-            better.append(f"{p['b']} is better than {p['a']} ({probs}).")
+        if p_a >= DECIDED:
+            better.append(f"{a} is better than {b} ({probs}).")
         elif p["p_equivalent"] >= DECIDED:
-            same.append(f"{p['a']} and {p['b']} are equivalent within ±{result.rope:g} ({probs}).")
+            same.append(f"{a} and {b} are equivalent within ±{result.rope:g} ({probs}).")
         else:
-            open_.append(f"{p['a']} vs {p['b']}: the data cannot decide ({probs}).")
+            open_.append(f"{a} vs {b}: the data cannot decide ({probs}).")
     head = (
         f"Across {len(result.tasks)} tasks (Friedman p = {result.friedman_p:.3g}; a pair is "
         f"decided at posterior probability ≥ {DECIDED:g}, ROPE ±{result.rope:g} "
