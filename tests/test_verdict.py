@@ -93,6 +93,10 @@ def test_the_verdict_names_the_winner_first_with_its_probability(tmp_path):
     assert any(
         x.startswith("softmax is better than adacos (P(softmax better) = 1.00") for x in lines
     )
+    assert not any("One run per task" in x for x in lines)
+    one_seed = make_suite(tmp_path / "one", {"adacos": -0.05, "softmax": 0.0}, seeds=[0])
+    lines = report([one_seed], plots=False, quiet=True)["verdict"].verdict
+    assert lines[-1].startswith("One run per task: the CIs resample seeds within each task")
 
 
 def test_a_wider_rope_turns_a_small_difference_into_equivalence(tmp_path):

@@ -239,13 +239,6 @@ def verdict_lines(result: CrossTask) -> list[str]:
         f"decided at posterior probability ≥ {DECIDED:g}, ROPE ±{result.rope:g} "
         f"{result.metric}):"
     )
-    runs = min((v["runs_per_task"] for v in result.losses.values()), default=0)
-    note = (
-        [
-            "One run per task: the CIs resample seeds within each task, so they have no width; "
-            "run more seeds for them."
-        ]
-        if runs == 1
-        else []
-    )
-    return [head, *better, *same, *open_, *note]
+    one_run = min((v["runs_per_task"] for v in result.losses.values()), default=0) == 1
+    note = "One run per task: the CIs resample seeds within each task, so they have no width."
+    return [head, *better, *same, *open_, *([f"{note} Run more seeds for them."] * one_run)]
