@@ -79,7 +79,9 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "validation_designs"))
     p.add_argument("--tasks", nargs="*", default=None)
     p.add_argument(
-        "--stages", nargs="*", default=["3", "4", "5", "6", "7", "head"],
+        "--stages",
+        nargs="*",
+        default=["3", "4", "5", "6", "7", "head"],
         help="Lite0 stages to pool after; head: the whole backbone (1280-d conv head)",
     )
     p.add_argument("--ks", nargs="*", type=int, default=[1, 5, 20])
@@ -158,9 +160,7 @@ def write_table(results: dict, path: Path) -> None:
                 cells.append("–")
                 continue
             rhos.append(r["spearman"])
-            cells.append(
-                f"{r['spearman']:+.2f} ({r['picked']['test']:.3f} / {r['best_test']:.3f})"
-            )
+            cells.append(f"{r['spearman']:+.2f} ({r['picked']['test']:.3f} / {r['best_test']:.3f})")
         mean = f"{np.mean(rhos):+.2f}" if rhos else "–"
         lines.append(f"| {design} | " + " | ".join(cells) + f" | {mean} |")
     path.write_text("\n".join(lines) + "\n")

@@ -45,9 +45,7 @@ class Evaluation:
     validation: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate_embeddings(
-    dm: Any, emb: dict[str, Tensor], scorer: Scorer
-) -> Evaluation:
+def evaluate_embeddings(dm: Any, emb: dict[str, Tensor], scorer: Scorer) -> Evaluation:
     """Metrics and per-image scores from the embeddings of a set-up DataModule's images.
 
     Args:
@@ -118,9 +116,7 @@ def classify(
     return metrics, predicted.numpy().astype(np.int64)
 
 
-def evaluate_classification(
-    dm: Any, emb: dict[str, Tensor], head: Any, scorer: Any
-) -> Evaluation:
+def evaluate_classification(dm: Any, emb: dict[str, Tensor], head: Any, scorer: Any) -> Evaluation:
     """``protocol=classification``: every test image classified (:func:`classify`).
 
     Without a head (no-training rows), only ``knn_accuracy``.

@@ -120,9 +120,7 @@ class Protocol:
         """The test evaluation of the embeddings (computed once, at the end of a run)."""
         return evaluate_embeddings(dm, emb, scorer)
 
-    def validate(
-        self, dm: Any, emb: Mapping[str, Any], head: Any, scorer: Any
-    ) -> dict[str, float]:
+    def validate(self, dm: Any, emb: Mapping[str, Any], head: Any, scorer: Any) -> dict[str, float]:
         """Metrics of the validation parts (named as the test metrics), ``{}`` when off."""
         if dm.split.validation is None or len(emb.get("val", ())) == 0:
             return {}
@@ -220,9 +218,7 @@ class Classification(Protocol):
     def evaluate(self, dm: Any, emb: Mapping[str, Any], head: Any, scorer: Any) -> Evaluation:
         return evaluate_classification(dm, emb, head, scorer)
 
-    def validate(
-        self, dm: Any, emb: Mapping[str, Any], head: Any, scorer: Any
-    ) -> dict[str, float]:
+    def validate(self, dm: Any, emb: Mapping[str, Any], head: Any, scorer: Any) -> dict[str, float]:
         if dm.split.validation is None or len(emb.get("val", ())) == 0:
             return {}
         return classify(emb["train"], dm.train_labels, emb["val"], dm.val_labels, head, scorer)[0]

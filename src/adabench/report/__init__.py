@@ -44,6 +44,7 @@ from adabench.report.tables import (
     write_csv,
     write_summary,
 )
+from adabench.report.task_table import task_matrix
 from adabench.report.upload import log_to_wandb
 from adabench.report.verdict import cross_task, pairs_in_tasks
 
@@ -151,6 +152,7 @@ def report(
     tables["variants"] = variant_notes
     pairs = pairs_in_tasks(rows, metric)
     tables["pairs"] = pairs_table(pairs)
+    tables["task_matrix"] = task_matrix(stats, metric)
     tables["delong"] = (
         [
             "task",

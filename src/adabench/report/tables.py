@@ -159,6 +159,8 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         head, *fixes = tables["audit"]
         parts += ["", "## Metrics recomputed from scores.npz", "", head, ""]
         parts += [f"- {line}" for line in fixes]
+    if tables.get("task_matrix", ([], []))[1]:
+        parts += ["", "## Every task at a glance", "", _markdown(*tables["task_matrix"])]
     parts += ["", "## Per task × loss (completed runs)", "", _markdown(*tables["summary"])]
     parts += [
         "",
