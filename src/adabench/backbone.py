@@ -5,6 +5,7 @@ How a created backbone is cut into a frozen trunk and a trainable rest is :mod:`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -68,13 +69,16 @@ def create_model(
 
 
 def input_normalization(
-    model: nn.Module, channels: int, pretrained: bool, data_mean: list[float], data_std: list[float]
+    model: nn.Module,
+    channels: int,
+    pretrained: bool,
+    data_stats: Callable[[], tuple[list[float], list[float]]],
 ) -> tuple[list[float], list[float], str]:
     """Per-channel mean and std for the inputs, and where they came from.
 
     Pretrained weights get the statistics they were trained with (the model's pretrained
     config, e.g. mean = std = 0.5 for TF EfficientNet-Lite); a model trained from scratch gets
-    the training images' statistics.
+    the training images' statistics, ``data_stats()`` (called only then: it reads every image).
     """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if pretrained and cfg.get("mean") and cfg.get("std"):
@@ -82,6 +86,7 @@ def input_normalization(
         if channels != len(mean):  # grayscale into an RGB model: the first conv was summed
             mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
         return [float(m) for m in mean], [float(s) for s in std], "weights"
+    data_mean, data_std = data_stats()
     return list(data_mean), list(data_std), "data"
 
 

@@ -59,7 +59,7 @@ def build_embedder(cfg: DictConfig, dm: AnomalyDataModule) -> tuple[Embedder, di
         weights=bb.get("weights"),
     )
     split = split_backbone(model, bb.get("freeze", 0), bb.get("out_stage"))
-    mean, std, norm_from = input_normalization(model, channels, bool(source), dm.mean, dm.std)
+    mean, std, norm_from = input_normalization(model, channels, bool(source), dm.pixel_stats)
     embedder = Embedder(
         split.rest,
         int(bb.embedding_dim),

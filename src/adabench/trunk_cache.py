@@ -12,7 +12,8 @@ weights, frozen layers, early exit, input size and channels, normalisation, torc
 augmentation). A run
 loads the shards of its pool, computes only the images no shard holds yet (another seed's split
 draws other images) and writes them as a new shard, atomically: parallel jobs never write the
-same file, and a half-written shard is never read.
+same file, and a half-written shard is never read. A process reads each shard once: the next
+run of a sweep (or trial of a study) in the same process reads only shards new to it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,18 @@ from adabench.files import atomic_write
 
 VIEWS = ("plain", "hflip")
 CACHE_VERSION = 1
+FOLDERS_KEPT = 4  # a process keeps the outputs of its last folders: train/test pool × 2 views
+_READ: OrderedDict[Path, tuple[set[str], dict[int, Tensor]]] = OrderedDict()  # shards, outputs
+
+
+def _kept(folder: Path) -> tuple[set[str], dict[int, Tensor]]:
+    """The shard names read from ``folder`` and the outputs they (and this process) hold."""
+    key = folder.resolve()
+    entry = _READ.setdefault(key, (set(), {}))
+    _READ.move_to_end(key)
+    while len(_READ) > FOLDERS_KEPT:
+        _READ.popitem(last=False)
+    return entry
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -119,7 +133,7 @@ class TrunkCache:
         if len(indices) != len(images):
             raise ValueError("indices and images differ in length")
         folder = self.dir / pool_key / view if self.dir else None
-        if (pool_key, view) not in self._known:  # each folder is read once per object
+        if (pool_key, view) not in self._known:  # each folder is looked at once per object
             self._known[(pool_key, view)] = _load_shards(folder) if folder else {}
         known = self._known[(pool_key, view)]
         missing = np.array(sorted({int(i) for i in indices} - set(known)), dtype=np.int64)
@@ -144,10 +158,14 @@ class TrunkCache:
 
 
 def _load_shards(folder: Path) -> dict[int, Tensor]:
-    known: dict[int, Tensor] = {}
+    """The outputs the folder's shards hold; shards this process read before are not re-read."""
+    read, known = _kept(folder)
     if not folder.is_dir():
         return known
     for shard in sorted(folder.glob("*.pt")):
+        if shard.name in read:
+            continue
+        read.add(shard.name)
         try:
             blob = torch.load(shard, weights_only=True)
         except Exception:  # noqa: BLE001 - an unreadable shard is dropped and recomputed
@@ -160,4 +178,6 @@ def _load_shards(folder: Path) -> dict[int, Tensor]:
 
 def _write_shard(folder: Path, indices: np.ndarray, outputs: Tensor) -> None:
     blob = {"indices": torch.from_numpy(indices), "outputs": outputs.contiguous()}
-    atomic_write(folder / f"{uuid.uuid4().hex}.pt", lambda tmp: torch.save(blob, tmp))
+    name = f"{uuid.uuid4().hex}.pt"
+    atomic_write(folder / name, lambda tmp: torch.save(blob, tmp))
+    _kept(folder)[0].add(name)  # its outputs are in memory already

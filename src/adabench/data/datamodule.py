@@ -14,27 +14,13 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from adabench.config import check_types
 from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch, two_views
-from adabench.data.images import align_classes
+from adabench.data.batching import BatchTensors
+from adabench.data.images import align_classes, channel_stats
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import Anomaly, Protocol
 from adabench.data.sources import build_source
 from adabench.data.splits import Split, SplitCounts, training_labels
 from adabench.data.validation import validation_images
-
-
-class _BatchTensors(torch.utils.data.Dataset):
-    """Indexing by a whole batch of indices at once: one gather per batch, no collate."""
-
-    def __init__(self, *tensors: Tensor) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors[0])
-
-    def __getitem__(self, idx: list[int]) -> tuple[Tensor, ...]:
-        index = torch.as_tensor(idx)
-        return tuple(t[index] for t in self.tensors)
-
 
 _NONE = np.empty(0, dtype=np.int64)
 
@@ -80,6 +66,7 @@ class AnomalyDataModule(L.LightningDataModule):
         self.inputs = "images"  # or "trunk": the image tensors were replaced by trunk outputs
         self.views, self.train_normal_only = views, train_normal_only
         self.train_flipped: Tensor | None = None
+        self._pixel_stats: tuple[list[float], list[float]] | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str | None = None) -> None:
@@ -136,9 +123,13 @@ class AnomalyDataModule(L.LightningDataModule):
         )
         val_pool_labels = train.labels[torch.from_numpy(val_order)].numpy()
         self.val_labels = torch.from_numpy(training_labels(val_pool_labels, s.train_classes))
-        x = self.train_images.float().div_(255.0)
-        self.mean = x.mean(dim=(0, 2, 3)).tolist()
-        self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+
+    def pixel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, computed when first asked for."""
+        if self._pixel_stats is None:
+            assert self.inputs == "images", "pixel_stats() must come before use_trunk_outputs()"
+            self._pixel_stats = channel_stats(self.train_images)
+        return self._pixel_stats
 
     def use_trunk_outputs(self, cache: Any, compute: Any) -> None:
         """Replace every image tensor by the frozen trunk's outputs for it (cached per image).
@@ -220,7 +211,7 @@ class AnomalyDataModule(L.LightningDataModule):
         )
         if self.inputs == "trunk" and self.train_flipped is not None:
             tensors.append(self.train_flipped)
-        return DataLoader(_BatchTensors(*tensors), sampler=sampler, batch_size=None)
+        return DataLoader(BatchTensors(*tensors), sampler=sampler, batch_size=None)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches on the device they were moved to."""

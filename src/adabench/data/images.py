@@ -68,3 +68,9 @@ def align_classes(train: ImagePool, test: ImagePool) -> ImagePool:
     return ImagePool(
         test.images, lut[test.labels], list(train.classes), test.skipped, test.key, test.ids
     )
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (unbiased) std of uint8 ``[N, C, H, W]`` images scaled to [0, 1]."""
+    x = images.float().div_(255.0)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()

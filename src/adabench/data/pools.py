@@ -1,9 +1,14 @@
-"""Load a dataset's train and test pools as uint8 ``[N, C, H, W]`` tensors, decoded once, cached."""
+"""Load a dataset's train and test pools as uint8 ``[N, C, H, W]`` tensors, decoded once, cached.
+
+A process keeps the pools it read last (:data:`KEPT_IN_MEMORY`): the runs of a sweep or the
+trials of a study that share a dataset read its cache file once, not once per run.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,16 @@ from adabench.errors import ConfigError
 from adabench.files import atomic_write
 
 CACHE_VERSION = 3
+KEPT_IN_MEMORY = 2  # pools a process keeps: the train and test pools of one dataset
+_KEPT: OrderedDict[Path, ImagePool] = OrderedDict()  # cache file → its pool, last used last
+
+
+def _keep(path: Path, pool: ImagePool) -> ImagePool:
+    _KEPT[path] = pool
+    _KEPT.move_to_end(path)
+    while len(_KEPT) > KEPT_IN_MEMORY:
+        _KEPT.popitem(last=False)
+    return pool
 
 
 def cache_key(split: str, source: ImageSource) -> str:
@@ -51,17 +66,22 @@ def load_pool(
     path = key = None
     if cache_dir:
         key = cache_key(split, source)
-        path = Path(cache_dir) / f"{name}-{split}-{key}.pt"
+        path = (Path(cache_dir) / f"{name}-{split}-{key}.pt").resolve()
+        if path in _KEPT and path.exists():  # the key names the content: the same pool
+            return _keep(path, _KEPT[path])
         if path.exists():
             try:
                 blob = torch.load(path, weights_only=True)
-                return ImagePool(
-                    blob["images"],
-                    blob["labels"],
-                    list(blob["classes"]),
-                    list(blob["skipped"]),
-                    key,
-                    blob["ids"],
+                return _keep(
+                    path,
+                    ImagePool(
+                        blob["images"],
+                        blob["labels"],
+                        list(blob["classes"]),
+                        list(blob["skipped"]),
+                        key,
+                        blob["ids"],
+                    ),
                 )
             except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
                 path.unlink(missing_ok=True)
@@ -77,4 +97,5 @@ def load_pool(
             "ids": pool.ids,
         }
         atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        _keep(path, pool)
     return pool
