@@ -37,3 +37,24 @@ def test_lower_is_better_metrics_bold_the_smallest_and_one_task_gives_no_table()
     _, lines = task_matrix(rows, "fpr_at_95tpr")
     assert lines[0] == ["t1", "0.2000", "**0.1000**"]
     assert task_matrix(rows[:2], "auroc") == ([], [])
+
+
+def test_the_pair_matrix_orders_rows_by_rank_and_marks_better_equivalent_undecided():
+    from types import SimpleNamespace
+
+    from adabench.report.task_table import pair_matrix
+
+    verdict = SimpleNamespace(
+        losses={"a": {"mean_rank": 1.2}, "b": {"mean_rank": 1.9}, "c": {"mean_rank": 2.9}},
+        pairs=[
+            {"a": "a", "b": "b", "p_a_better": 0.03, "p_equivalent": 0.97, "p_b_better": 0.0},
+            {"a": "a", "b": "c", "p_a_better": 0.99, "p_equivalent": 0.01, "p_b_better": 0.0},
+            # stored the other way round: c vs b, b likelier better but undecided
+            {"a": "c", "b": "b", "p_a_better": 0.0, "p_equivalent": 0.3, "p_b_better": 0.7},
+        ],
+    )
+    headers, rows = pair_matrix(verdict)
+    assert headers == ["row (by mean rank) vs column", "b", "c"]
+    assert rows == [["a", "≈ 0.97", "> 0.99"], ["b", "", "? 0.70 / 0.30 / 0.00"]]
+    worse = SimpleNamespace(losses=verdict.losses, pairs=[{**verdict.pairs[1], "a": "c", "b": "a"}])
+    assert pair_matrix(worse)[1][0] == ["a", "", "< 0.99"]  # the column is better

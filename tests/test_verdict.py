@@ -83,6 +83,7 @@ def test_equal_rows_are_equivalent_and_a_worse_row_is_worse(tmp_path):
     assert "arcface is better than softmax (P(arcface better) = 1.00" in verdict
     assert "adacos_fixed and arcface are equivalent within ±0.01" in verdict
     assert "at a glance\n\n| task (median auroc of 5 runs) | adacos_fixed |" in summary
+    assert "| ≈ 1.00 | > 1.00 |" in summary  # the pair matrix: first row ≈ second, > softmax
     assert (sweep / "cd_auroc.png").read_bytes()[:4] == b"\x89PNG"
     lo, hi = v.losses["softmax"]["mean_ci"]
     assert lo < v.losses["softmax"]["mean"] < hi < v.losses["arcface"]["mean_ci"][0]

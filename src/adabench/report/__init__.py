@@ -44,7 +44,7 @@ from adabench.report.tables import (
     write_csv,
     write_summary,
 )
-from adabench.report.task_table import task_matrix
+from adabench.report.task_table import pair_matrix, task_matrix
 from adabench.report.upload import log_to_wandb
 from adabench.report.verdict import cross_task, pairs_in_tasks
 
@@ -168,6 +168,7 @@ def report(
     verdict, ranked = cross_task(rows, metric, rope)
     tables["verdict"] = verdict.verdict
     tables["cross_task"] = cross_task_table(verdict)
+    tables["pair_matrix"] = pair_matrix(verdict)
     write_json(
         out / "stats.json", {**verdict.as_json(), "pairs_in_tasks": [asdict(p) for p in pairs]}
     )

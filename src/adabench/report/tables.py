@@ -11,6 +11,7 @@ from typing import Any
 from adabench.files import atomic_write
 from adabench.report.collect import METRIC_KEYS, TIME_KEYS
 from adabench.report.stats import GroupStats, PairedTest, fmt
+from adabench.report.task_table import PAIR_MATRIX_NOTE
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:
@@ -152,6 +153,8 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         parts += ["", "## Verdict across tasks", ""] + [f"- {v}" for v in tables["verdict"]]
         if tables.get("cross_task", ([], []))[1]:
             parts += ["", _markdown(*tables["cross_task"]), "", "Machine-readable: `stats.json`."]
+        if tables.get("pair_matrix", ([], []))[1]:
+            parts += ["", PAIR_MATRIX_NOTE, "", _markdown(*tables["pair_matrix"])]
     if tables.get("variants"):
         parts += ["", "## Rows that are configurations, not names", ""]
         parts += [f"- {v}" for v in tables["variants"]]

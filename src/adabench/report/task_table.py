@@ -1,11 +1,20 @@
-"""One line per task, one column per row: the suite at a glance (summary.md, multi-task sweeps)."""
+"""Suites at a glance (summary.md): task × row medians, and every pair's verdict across tasks."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 from adabench.metrics import higher_is_better
 from adabench.report.stats import GroupStats, fmt
+from adabench.report.verdict import DECIDED
+
+PAIR_MATRIX_NOTE = (
+    "Every pair across tasks (row vs column): `>` the row is better, `<` the column is, `≈` "
+    "equivalent within the ROPE, each with its posterior probability; `?` undecided, with "
+    "P(row better) / P(equivalent) / P(column better)."
+)
 
 
 def task_matrix(stats: Sequence[GroupStats], metric: str) -> tuple[list[str], list[list[str]]]:
@@ -34,3 +43,36 @@ def task_matrix(stats: Sequence[GroupStats], metric: str) -> tuple[list[str], li
         name if trained else f"{name} (no training)" for trained, name in columns
     ]
     return headers, rows
+
+
+def pair_matrix(verdict: Any) -> tuple[list[str], list[list[str]]]:
+    """P(row better) / P(equivalent) / P(column better) across tasks, rows by mean rank.
+
+    Each cell above the diagonal reads ``> 0.99`` (the row is better), ``≈ 0.97`` (equivalent
+    within the ROPE) or ``? 0.76 / 0.24 / 0.00`` (undecided: the three probabilities), at the
+    verdict's threshold :data:`.verdict.DECIDED`.
+    """
+    order = sorted(verdict.losses, key=lambda name: verdict.losses[name]["mean_rank"])
+    if len(order) < 2 or not verdict.pairs:
+        return [], []
+    probs = {}
+    for p in verdict.pairs:
+        probs[(p["a"], p["b"])] = (p["p_a_better"], p["p_equivalent"], p["p_b_better"])
+        probs[(p["b"], p["a"])] = (p["p_b_better"], p["p_equivalent"], p["p_a_better"])
+    rows = []
+    for i, a in enumerate(order[:-1]):
+        cells = []
+        for j, b in enumerate(order[1:], start=1):
+            better, same, worse = probs.get((a, b), (math.nan,) * 3)
+            if j <= i or math.isnan(better):
+                cells.append("")
+            elif better >= DECIDED:
+                cells.append(f"> {better:.2f}")
+            elif worse >= DECIDED:
+                cells.append(f"< {worse:.2f}")
+            elif same >= DECIDED:
+                cells.append(f"≈ {same:.2f}")
+            else:
+                cells.append(f"? {better:.2f} / {same:.2f} / {worse:.2f}")
+        rows.append([a, *cells])
+    return ["row (by mean rank) vs column", *order[1:]], rows
