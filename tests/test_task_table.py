@@ -58,3 +58,23 @@ def test_the_pair_matrix_orders_rows_by_rank_and_marks_better_equivalent_undecid
     assert rows == [["a", "≈ 0.97", "> 0.99"], ["b", "", "? 0.70 / 0.30 / 0.00"]]
     worse = SimpleNamespace(losses=verdict.losses, pairs=[{**verdict.pairs[1], "a": "c", "b": "a"}])
     assert pair_matrix(worse)[1][0] == ["a", "", "< 0.99"]  # the column is better
+
+
+def test_probabilities_are_rounded_down_so_an_undecided_pair_never_reads_as_decided():
+    from types import SimpleNamespace
+
+    from adabench.report.task_table import pair_matrix
+    from adabench.report.verdict import prob
+
+    assert [prob(x) for x in (0.9499, 0.95, 1.0, 0.29, 0.0)] == [
+        "0.94",
+        "0.95",
+        "1.00",
+        "0.29",
+        "0.00",
+    ]
+    verdict = SimpleNamespace(
+        losses={"a": {"mean_rank": 1.0}, "b": {"mean_rank": 2.0}},
+        pairs=[{"a": "a", "b": "b", "p_a_better": 0.0501, "p_equivalent": 0.9499, "p_b_better": 0}],
+    )
+    assert pair_matrix(verdict)[1] == [["a", "? 0.05 / 0.94 / 0.00"]]

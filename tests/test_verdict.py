@@ -18,6 +18,7 @@ from adabench.report.verdict import holm, min_wilcoxon_p, pairs_in_tasks, seeds_
 
 from .conftest import ROOT
 
+DECIDED_P = r"(0\.9[5-9]|1\.00)"  # a probability that decides a pair, as printed
 PAIRS = [
     ("deer", "horse"),
     ("cat", "dog"),
@@ -80,10 +81,12 @@ def test_equal_rows_are_equivalent_and_a_worse_row_is_worse(tmp_path):
     )
     summary = (sweep / "summary.md").read_text()
     verdict = summary[summary.index("## Verdict across tasks") :]
-    assert "arcface is better than softmax (P(arcface better) = 1.00" in verdict
+    assert re.search(
+        rf"arcface is better than softmax \(P\(arcface better\) = {DECIDED_P}", verdict
+    )
     assert "adacos_fixed and arcface are equivalent within ±0.01" in verdict
     assert "at a glance\n\n| task (median auroc of 5 runs) | adacos_fixed |" in summary
-    assert "| ≈ 1.00 | > 1.00 |" in summary  # the pair matrix: first row ≈ second, > softmax
+    assert re.search(rf"\| ≈ {DECIDED_P} \| > {DECIDED_P} \|", summary)  # the pair matrix
     assert (sweep / "cd_auroc.png").read_bytes()[:4] == b"\x89PNG"
     lo, hi = v.losses["softmax"]["mean_ci"]
     assert lo < v.losses["softmax"]["mean"] < hi < v.losses["arcface"]["mean_ci"][0]
@@ -93,7 +96,8 @@ def test_the_verdict_names_the_winner_first_with_its_probability(tmp_path):
     sweep = make_suite(tmp_path / "s", {"adacos": -0.05, "softmax": 0.0})  # b of the pair wins
     lines = report([sweep], plots=False, quiet=True)["verdict"].verdict
     assert any(
-        x.startswith("softmax is better than adacos (P(softmax better) = 1.00") for x in lines
+        re.match(rf"softmax is better than adacos \(P\(softmax better\) = {DECIDED_P}", x)
+        for x in lines
     )
     assert not any("One run per task" in x for x in lines)
     one_seed = make_suite(tmp_path / "one", {"adacos": -0.05, "softmax": 0.0}, seeds=[0])

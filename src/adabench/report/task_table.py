@@ -8,11 +8,12 @@ from typing import Any
 
 from adabench.metrics import higher_is_better
 from adabench.report.stats import GroupStats, fmt
-from adabench.report.verdict import DECIDED
+from adabench.report.verdict import DECIDED, prob
 
 PAIR_MATRIX_NOTE = (
     "Every pair across tasks (row vs column): `>` the row is better, `<` the column is, `≈` "
-    "equivalent within the ROPE, each with its posterior probability; `?` undecided, with "
+    "equivalent within the ROPE, each with its posterior probability (rounded down); `?` "
+    "undecided, with "
     "P(row better) / P(equivalent) / P(column better)."
 )
 
@@ -67,12 +68,12 @@ def pair_matrix(verdict: Any) -> tuple[list[str], list[list[str]]]:
             if j <= i or math.isnan(better):
                 cells.append("")
             elif better >= DECIDED:
-                cells.append(f"> {better:.2f}")
+                cells.append(f"> {prob(better)}")
             elif worse >= DECIDED:
-                cells.append(f"< {worse:.2f}")
+                cells.append(f"< {prob(worse)}")
             elif same >= DECIDED:
-                cells.append(f"≈ {same:.2f}")
+                cells.append(f"≈ {prob(same)}")
             else:
-                cells.append(f"? {better:.2f} / {same:.2f} / {worse:.2f}")
+                cells.append(f"? {prob(better)} / {prob(same)} / {prob(worse)}")
         rows.append([a, *cells])
     return ["row (by mean rank) vs column", *order[1:]], rows

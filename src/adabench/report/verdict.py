@@ -217,6 +217,11 @@ def cross_task(
     return result, ranked
 
 
+def prob(p: float) -> str:
+    """A probability rounded down to 2 decimals: 0.9499 reads 0.94, as it does not decide."""
+    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
+
+
 def verdict_lines(result: CrossTask) -> list[str]:
     """The verdict in plain words: better, equivalent within the ROPE, or undecided."""
     better, same, open_ = [], [], []
@@ -225,8 +230,8 @@ def verdict_lines(result: CrossTask) -> list[str]:
         if p_b > p_a:  # the likelier winner named first
             a, b, p_a, p_b = b, a, p_b, p_a
         probs = (
-            f"P({a} better) = {p_a:.2f}, P(equivalent) = {p['p_equivalent']:.2f}, "
-            f"P({b} better) = {p_b:.2f}"
+            f"P({a} better) = {prob(p_a)}, P(equivalent) = {prob(p['p_equivalent'])}, "
+            f"P({b} better) = {prob(p_b)}"
         )
         if p_a >= DECIDED:
             better.append(f"{a} is better than {b} ({probs}).")
