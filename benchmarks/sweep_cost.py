@@ -3,6 +3,7 @@
     python benchmarks/sweep_cost.py multirun/fmnist_sneaker_boot_pretrained [--budget 1800]
         [--wall docs/results/fmnist_sneaker_boot_pretrained/sweep_wall.json] [--write]
     python benchmarks/sweep_cost.py multirun/suite_fmnist_pairs --from-runs [--cores 2]
+        [--since 2026-11-29T16:45:00+00:00]
 
 Sums each phase over the runs: set-up (data, model, weights) with the frozen trunk's cached
 outputs computed or read, training (forward/backward/optimizer of the trainable layers), embedding
@@ -65,9 +66,14 @@ def main() -> None:
     p.add_argument("--from-runs", action="store_true", help="worker time from run timestamps")
     p.add_argument("--cores", type=int, default=2, help="with --from-runs: cores of the estimate")
     p.add_argument("--gap", type=float, default=300.0, help="with --from-runs: idle split, s")
+    p.add_argument("--since", default=None, help="only runs started at or after this ISO time")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     runs = [json.loads(f.read_text()) for f in sorted(Path(args.sweep).rglob("metrics.json"))]
+    if args.since:  # e.g. the runs after other work stopped sharing the cores
+        since = datetime.fromisoformat(args.since)
+        stamped = [r for r in runs if r.get("started_at")]
+        runs = [r for r in stamped if datetime.fromisoformat(r["started_at"]) >= since]
     done = [r for r in runs if r.get("status") == "completed"]
     if args.from_runs:
         spans = worker_spans(done, args.gap)

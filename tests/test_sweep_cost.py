@@ -70,3 +70,10 @@ def test_the_script_reports_worker_time_shares_and_the_time_on_n_cores(two_worke
     assert "by 3 worker stretches" in out and "worker time 0.11 h" in out  # 400 s
     assert "share not spent training: 20.0%" in out  # 4 x 80 s of 400 s trained
     assert "ratio: 0.500" in out  # 400 worker-s / 2 cores = 200 s of a 400-s budget
+
+
+def test_since_keeps_the_runs_started_from_then_on(two_workers):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sweep_cost.py"), str(two_workers)]
+    since = (T0 + timedelta(seconds=3000)).isoformat()
+    out = subprocess.run([*cmd, "--from-runs", "--since", since], capture_output=True, text=True)
+    assert "1 of 1 runs completed" in out.stdout and "by 1 worker stretches" in out.stdout
