@@ -145,7 +145,8 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
         assert len(trials(tmp_path / "work" / "studies" / loss)) == 3  # the same budget
         best = yaml.safe_load((out / "studies" / f"{loss}_optimization_results.yaml").read_text())
         assert set(best["best_params"]) >= {"optimizer.lr", "scorer.k"}
-        assert (out / "studies" / f"{loss}_history.png").read_bytes()[:4] == b"\x89PNG"
+        for plot in ("history", "importances"):
+            assert (out / "studies" / f"{loss}_{plot}.png").read_bytes()[:4] == b"\x89PNG"
     with open(out / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     names = {r["loss"].split(" (")[0] for r in rows}
