@@ -126,6 +126,7 @@ def main() -> None:
         )
         ratio, what = need / args.budget, f"time on {args.cores} cores / budget"
         flags = f" --from-runs --cores {args.cores} --budget {args.budget:.0f}"
+        flags += f" --since {args.since}" if args.since else ""
     else:
         head = (
             f"{counts}; {info.get('cpus')} cores, load {info.get('load_before'):.2f} before; "
