@@ -200,7 +200,7 @@ def test_report_to_wandb_offline(tmp_path, monkeypatch):
     sweep = make_sweep(tmp_path / "sweep")
     result = report([sweep], tmp_path / "out", wandb=True, quiet=True)
     (run_file,) = (tmp_path / "out" / "wandb").glob("offline-run-*/run-*.wandb")
-    logged = wandb_log.summary(run_file)
+    logged = wandb_log.summary(run_file, wait_for="report/failures/nrows")
     rows = {"summary": len(result["stats"]), "paired": len(result["tests"]), "failures": 2}
     for key, n in rows.items():
         assert logged[f"report/{key}/_type"] == "table-file"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -37,15 +38,23 @@ def records(path: Path):
             yield rec
 
 
-def summary(path: Path) -> dict:
-    """The run's summary: the last value of each key over every summary record."""
-    out: dict = {}
-    for rec in records(path):
-        if rec.WhichOneof("record_type") == "summary":
-            for item in rec.summary.update:
-                key = item.key or "/".join(item.nested_key)
-                out[key] = json.loads(item.value_json)
-    return out
+def summary(path: Path, wait_for: str | None = None, timeout: float = 30.0) -> dict:
+    """The run's summary: the last value of each key over every summary record.
+
+    ``wait_for``: re-read until that key is there (W&B's service may still be writing the file
+    after ``finish()`` returns on a loaded machine), at most ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        out: dict = {}
+        for rec in records(path):
+            if rec.WhichOneof("record_type") == "summary":
+                for item in rec.summary.update:
+                    key = item.key or "/".join(item.nested_key)
+                    out[key] = json.loads(item.value_json)
+        if wait_for is None or wait_for in out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
 
 
 def history(path: Path) -> dict:
