@@ -78,7 +78,6 @@ def main() -> None:
     if args.from_runs:
         spans = worker_spans(done, args.gap)
         wall = sum(t1 - t0 for t0, t1 in spans)  # worker seconds: the shares' denominator
-        info = {"cpus": args.cores, "load_before": float("nan")}
         elapsed = union_length(spans)
     else:
         wall_file = Path(args.wall) if args.wall else None

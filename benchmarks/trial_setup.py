@@ -42,7 +42,7 @@ def setup_seconds(cfg, reuse: bool) -> float:
     built = build_run(cfg)
     seconds = time.perf_counter() - t0
     if not reuse:  # every run computed the training images' statistics before
-        (train,) = [pool for path, pool in pools._KEPT.items() if "-train-" in path.name]
+        (train,) = [p for p in pools._KEPT.values() if p.key == built.dm.pool_keys["train"]]
         images = train.images[torch.from_numpy(built.dm.split.train_indices())]
         t1 = time.perf_counter()
         channel_stats(images)

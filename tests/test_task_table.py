@@ -63,8 +63,8 @@ def test_the_pair_matrix_orders_rows_by_rank_and_marks_better_equivalent_undecid
 def test_probabilities_are_rounded_down_so_an_undecided_pair_never_reads_as_decided():
     from types import SimpleNamespace
 
+    from adabench.report.stats import prob
     from adabench.report.task_table import pair_matrix
-    from adabench.report.verdict import prob
 
     assert [prob(x) for x in (0.9499, 0.95, 1.0, 0.29, 0.0)] == [
         "0.94",

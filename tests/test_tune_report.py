@@ -72,6 +72,9 @@ def test_against_baseline_finds_the_loss_that_beats_it_and_the_one_that_does_not
     assert (bad.wins, bad.beats) == (0, False) and bad.delong_worse == 5
     with pytest.raises(ValueError, match="baseline 'baseline_features' has no completed run"):
         against_baseline(rows, ["good"], "baseline_features")
+    other_task = [{**rows[0], "task": "digits: 2 vs 3"}]
+    with pytest.raises(ValueError, match="compares within one task"):
+        against_baseline(rows + other_task, ["good"], "baseline_pixels")
 
 
 def test_a_loss_better_on_only_some_seeds_does_not_beat_the_baseline(tmp_path):

@@ -13,12 +13,26 @@ from scipy.stats import wilcoxon
 
 from adabench.metrics import higher_is_better
 
+DECIDED = 0.95  # a posterior probability at least this large decides a pair (cross-task)
 AUTO = "auto"  # paired baseline: the best no-training baseline of each dataset, else softmax
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
     """``x`` with ``digits`` decimals, or ``–`` for a missing or NaN value."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def prob(p: float) -> str:
+    """A probability rounded down to 2 decimals: 0.9499 reads 0.94, as it does not decide."""
+    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
+
+
+def decide(p_better: float, p_equivalent: float, p_worse: float) -> str:
+    """``>`` / ``<`` (the first / second is better), ``≈`` (equivalent) or ``?`` (undecided)."""
+    for mark, p in ((">", p_better), ("<", p_worse), ("≈", p_equivalent)):
+        if p >= DECIDED:
+            return mark
+    return "?"
 
 
 def bootstrap_median_ci(

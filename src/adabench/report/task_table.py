@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adabench.metrics import higher_is_better
-from adabench.report.stats import GroupStats, fmt
-from adabench.report.verdict import DECIDED, prob
+from adabench.report.stats import GroupStats, decide, fmt, prob
 
 PAIR_MATRIX_NOTE = (
     "Every pair across tasks (row vs column): `>` the row is better, `<` the column is, `≈` "
@@ -51,7 +50,7 @@ def pair_matrix(verdict: Any) -> tuple[list[str], list[list[str]]]:
 
     Each cell above the diagonal reads ``> 0.99`` (the row is better), ``≈ 0.97`` (equivalent
     within the ROPE) or ``? 0.76 / 0.24 / 0.00`` (undecided: the three probabilities), at the
-    verdict's threshold :data:`.verdict.DECIDED`.
+    verdict's rule (:func:`.stats.decide`).
     """
     order = sorted(verdict.losses, key=lambda name: verdict.losses[name]["mean_rank"])
     if len(order) < 2 or not verdict.pairs:
@@ -65,15 +64,11 @@ def pair_matrix(verdict: Any) -> tuple[list[str], list[list[str]]]:
         cells = []
         for j, b in enumerate(order[1:], start=1):
             better, same, worse = probs.get((a, b), (math.nan,) * 3)
-            if j <= i or math.isnan(better):
-                cells.append("")
-            elif better >= DECIDED:
-                cells.append(f"> {prob(better)}")
-            elif worse >= DECIDED:
-                cells.append(f"< {prob(worse)}")
-            elif same >= DECIDED:
-                cells.append(f"≈ {prob(same)}")
-            else:
+            decision = "" if j <= i or math.isnan(better) else decide(better, same, worse)
+            shown = {">": better, "<": worse, "≈": same}.get(decision)
+            if decision == "?":
                 cells.append(f"? {prob(better)} / {prob(same)} / {prob(worse)}")
+            else:
+                cells.append(f"{decision} {prob(shown)}" if decision else "")
         rows.append([a, *cells])
     return ["row (by mean rank) vs column", *order[1:]], rows

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats import kendalltau, ttest_rel
 
 from adabench.report.delong import delong_against_baselines
-from adabench.report.verdict import holm
+from adabench.report.verdict import by_task, holm
 
 
 def medians(rows: Sequence[Mapping[str, Any]], metric: str = "auroc") -> dict[str, float]:
@@ -82,13 +82,12 @@ def against_baseline(
     rows: Sequence[Mapping[str, Any]], losses: Sequence[str], baseline: str, metric: str = "auroc"
 ) -> list[AgainstBaseline]:
     """Each loss against ``baseline`` on the seeds both completed (one task's rows)."""
-    by: dict[str, dict[Any, float]] = {}
-    for r in rows:
-        if r.get("status") == "completed" and r.get(metric) not in (None, ""):
-            by.setdefault(str(r["loss"]), {})[r["seed"]] = float(r[metric])
+    tasks = by_task(rows, metric)
+    if len(tasks) != 1:
+        raise ValueError(f"against_baseline compares within one task, got {sorted(tasks)}.")
+    ((task, by),) = tasks.items()
     if baseline not in by:
         raise ValueError(f"baseline {baseline!r} has no completed run; rows: {sorted(by)}.")
-    task = {str(r.get("task") or r.get("dataset")) for r in rows}
     found, p_values = [], []
     for loss in (x for x in losses if x in by):
         seeds = sorted(set(by[loss]) & set(by[baseline]), key=str)
@@ -98,7 +97,7 @@ def against_baseline(
         p_values.append(p)
     delong = {
         row[1]: (int(row[4]), int(row[5]))
-        for row in delong_against_baselines(list(rows), dict.fromkeys(task, baseline))
+        for row in delong_against_baselines(list(rows), {task: baseline})
     }
     return [
         AgainstBaseline(loss, baseline, n, wins, diff, p, *delong.get(loss, (0, 0)))

@@ -27,9 +27,9 @@ import numpy as np
 from scipy.stats import ttest_rel, wilcoxon
 
 from adabench.metrics import higher_is_better
+from adabench.report.stats import DECIDED, decide, prob
 
 MIN_TASKS = 5  # autorank's Friedman / Nemenyi need five performance estimates per row
-DECIDED = 0.95  # a posterior probability at least this large decides a pair
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -217,11 +217,6 @@ def cross_task(
     return result, ranked
 
 
-def prob(p: float) -> str:
-    """A probability rounded down to 2 decimals: 0.9499 reads 0.94, as it does not decide."""
-    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
-
-
 def verdict_lines(result: CrossTask) -> list[str]:
     """The verdict in plain words: better, equivalent within the ROPE, or undecided."""
     better, same, open_ = [], [], []
@@ -233,9 +228,10 @@ def verdict_lines(result: CrossTask) -> list[str]:
             f"P({a} better) = {prob(p_a)}, P(equivalent) = {prob(p['p_equivalent'])}, "
             f"P({b} better) = {prob(p_b)}"
         )
-        if p_a >= DECIDED:
+        decision = decide(p_a, p["p_equivalent"], p_b)  # never "<": the winner comes first
+        if decision == ">":
             better.append(f"{a} is better than {b} ({probs}).")
-        elif p["p_equivalent"] >= DECIDED:
+        elif decision == "≈":
             same.append(f"{a} and {b} are equivalent within ±{result.rope:g} ({probs}).")
         else:
             open_.append(f"{a} vs {b}: the data cannot decide ({probs}).")
