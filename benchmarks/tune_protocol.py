@@ -79,15 +79,35 @@ def tune(loss: str, common: list[str], trials: int, work: Path) -> dict:
     return yaml.safe_load((study_dir / "optimization_results.yaml").read_text())
 
 
-def trial_correlation(study_dir: Path) -> float:
+def trial_runs(study_dir: Path) -> list[dict]:
+    """The metrics.json of each completed trial run of a study."""
+    runs = [json.loads(p.read_text()) for p in study_dir.glob("*/metrics.json")]
+    return [r for r in runs if r.get("status") == "completed" and r.get("validation")]
+
+
+def trial_correlation(runs: list[dict]) -> float:
     """Spearman(validation AUROC, test AUROC) over a study's completed trial runs."""
-    pairs = []
-    for path in study_dir.glob("*/metrics.json"):
-        rec = json.loads(path.read_text())
-        if rec.get("status") == "completed" and rec.get("validation"):
-            pairs.append((rec["validation"].get("auroc"), rec["metrics"].get("auroc")))
+    pairs = [(r["validation"].get("auroc"), r["metrics"].get("auroc")) for r in runs]
     both = np.array([p for p in pairs if None not in p], dtype=float).reshape(-1, 2)
     return float(spearmanr(both[:, 0], both[:, 1]).statistic) if len(both) > 2 else float("nan")
+
+
+def pruning_share(runs: list[dict]) -> float:
+    """What an ideal median pruner could have saved of the study's run time (report.tuning)."""
+    from adabench.report.tuning import Trial, pruning_bound
+
+    trials = [
+        Trial(
+            r["started_at"],
+            int(r["epochs"]),
+            r["times"]["train_s"],
+            r["times"]["total_s"],
+            r["validation"]["auroc"],
+        )
+        for r in runs
+        if r.get("times") and r["validation"].get("auroc") is not None
+    ]
+    return pruning_bound(trials) if trials else float("nan")
 
 
 def importances(study):  # noqa: ANN001, ANN201 - an optuna Study; a matplotlib Axes
@@ -219,28 +239,38 @@ def write_readme(args, work: Path, out: Path, best: dict, result: dict, common: 
         f"{seeds}, beside the no-training rows; full report: [summary.md](summary.md).",
         "",
         "| loss | defaults (median test AUROC) | tuned | best validation AUROC | "
-        "Spearman(val, test) over trials |",
-        "|---|---|---|---|---|",
+        "Spearman(val, test) over trials | pruning could save ≤ |",
+        "|---|---|---|---|---|---|",
     ]
     moves = {}
     for loss, res in best.items():
         study_dir = work / "studies" / loss
         (out / "studies" / f"{loss}_optimization_results.yaml").write_text(yaml.safe_dump(res))
         plots(study_dir, out / "studies")
-        d, t = defaults.get(loss), tuned.get(loss)
+        d, t, runs = defaults.get(loss), tuned.get(loss), trial_runs(study_dir)
         lines.append(
             f"| {loss} | {'–' if d is None else f'{d:.4f}'} | {'–' if t is None else f'{t:.4f}'}"
-            f" | {res['best_value']:.4f} | {trial_correlation(study_dir):+.2f} |"
+            f" | {res['best_value']:.4f} | {trial_correlation(runs):+.2f} "
+            f"| {pruning_share(runs):.0%} |"
         )
         keys = list(res["best_params"])
         moves[loss] = parameter_moves(res["best_params"], defaults_of(common, loss, keys))
     for b in (x for x in BASELINES if x in tuned):
         d = defaults.get(b)
         lines.append(
-            f"| {b} (no training) | {'–' if d is None else f'{d:.4f}'} | {tuned[b]:.4f} | – | – |"
+            f"| {b} (no training) | {'–' if d is None else f'{d:.4f}'} | {tuned[b]:.4f} "
+            "| – | – | – |"
         )
     losses = list(best)
-    lines += ["", "## Does tuning change the ranking?", ""]
+    lines += [
+        "",
+        "*Pruning could save ≤*: the share of the study's run time that Optuna's median pruner "
+        "could have saved had each trial's first epoch ranked as its final value does "
+        "(`adabench.report.tuning.pruning_bound`); an upper bound, since the sweeper cannot prune.",
+        "",
+        "## Does tuning change the ranking?",
+        "",
+    ]
     try:
         rank = ranking_change(defaults, tuned, losses)
         lines += [

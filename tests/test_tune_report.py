@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adabench.report.tuning import against_baseline, medians, parameter_moves, ranking_change
+from adabench.report.tuning import (
+    Trial,
+    against_baseline,
+    medians,
+    parameter_moves,
+    pruning_bound,
+    ranking_change,
+)
 
 TASK = "digits: 0 vs 1"
 
@@ -99,3 +106,19 @@ def test_parameter_moves_give_the_factor_for_numbers_and_the_change_for_choices(
         "loss.margin: 0.5 → 0.3 (×0.6)",
         "scorer.k: 5 (unchanged)",
     ]
+
+
+def test_the_pruning_bound_saves_only_the_later_epochs_of_trials_below_the_running_median():
+    def trial(i: int, value: float, epochs: int = 4) -> Trial:
+        return Trial(f"2026-01-01T00:00:{i:02d}", epochs, 40.0, 50.0, value)
+
+    rising = [trial(i, 0.5 + i / 100) for i in range(10)]  # each beats the median before it
+    assert pruning_bound(rising) == 0.0
+    falling = [trial(i, 0.9 - i / 100) for i in range(10)]  # trials 5..9 fall below it
+    assert pruning_bound(falling) == pytest.approx(5 * 40 * 3 / 4 / (10 * 50))
+    assert pruning_bound(falling[::-1]) == pytest.approx(5 * 40 * 3 / 4 / (10 * 50))  # by start
+    one_epoch = [trial(i, 0.9 - i / 100, epochs=1) for i in range(10)]  # nothing left to stop
+    assert pruning_bound(one_epoch) == 0.0
+    assert pruning_bound(falling, startup=8) == pytest.approx(2 * 30 / 500)
+    with pytest.raises(ValueError, match="at least one"):
+        pruning_bound([])

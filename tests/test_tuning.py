@@ -154,6 +154,8 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
     assert all(r["status"] == "completed" for r in rows) and len(rows) == 8  # 4 rows x 2 seeds
     text = (out / "README.md").read_text()
     assert "| arcface | 0.9000 |" in text and "| softmax | 0.2000 |" in text
+    table = [line for line in text.splitlines() if line.startswith(("| arcface |", "| softmax |"))]
+    assert all(line.rstrip(" |").endswith("%") for line in table[:2])  # pruning bound
     assert "- defaults: arcface > softmax" in text and "Kendall's tau" in text
     assert "| arcface | " in text.split("best no-training baseline")[1]  # paired by seed
     moved = next(line for line in text.splitlines() if line.startswith("- **arcface**: "))

@@ -6,6 +6,8 @@
    test run by run on the same test images.)
 3. How far did the tuned parameters move from the defaults? (:func:`parameter_moves`.)
 
+And one the issue left open: what could pruning have saved? (:func:`pruning_bound`.)
+
 Pure functions of report rows (``adabench.report``'s rows or a ``results.csv`` read back).
 """
 
@@ -117,3 +119,35 @@ def parameter_moves(best: Mapping[str, Any], defaults: Mapping[str, Any]) -> lis
         else:
             moves.append(f"{key}: {old} → {value}")
     return moves
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One finished trial of a study, as its run recorded it."""
+
+    started_at: str
+    epochs: int
+    train_s: float
+    total_s: float
+    value: float
+
+
+def pruning_bound(trials: Sequence[Trial], startup: int = 5) -> float:
+    """The share of a study's run time an ideal median pruner could have saved (an upper bound).
+
+    Optuna's ``MedianPruner`` stops a trial whose intermediate value falls below the median of
+    the earlier trials' values at the same step, after ``startup`` trials. Here it is given an
+    oracle: the first epoch already ranks as the final value does, so a trial whose final value
+    is below the median of the earlier finals is stopped after one epoch and saves the training
+    time of its remaining epochs (its run time otherwise counted in full). A real pruner judges
+    on noisier first-epoch values and must also validate every epoch, so it saves less.
+    """
+    if not trials:
+        raise ValueError("pruning_bound needs at least one finished trial.")
+    ordered = sorted(trials, key=lambda t: t.started_at)
+    saved, seen = 0.0, []
+    for t in ordered:
+        if len(seen) >= startup and t.value < float(np.median(seen)) and t.epochs > 1:
+            saved += t.train_s * (t.epochs - 1) / t.epochs
+        seen.append(t.value)
+    return saved / sum(t.total_s for t in ordered)
