@@ -222,14 +222,19 @@ def main() -> None:
 
 def write_readme(args, work: Path, out: Path, best: dict, result: dict, common: list) -> None:
     """README.md: defaults vs tuned, the three questions answered, each loss's parameters."""
-    from adabench.report.tuning import against_baseline, medians, parameter_moves, ranking_change
+    from adabench.report.tuning import (
+        against_baseline,
+        medians,
+        parameter_moves,
+        ranking_change,
+        tuning_effect,
+    )
 
     tuned = medians(result["rows"])
-    defaults = (
-        medians(list(csv.DictReader(Path(args.defaults).read_text().splitlines())))
-        if args.defaults
-        else {}
+    default_rows = (
+        list(csv.DictReader(Path(args.defaults).read_text().splitlines())) if args.defaults else []
     )
+    defaults = medians(default_rows)
     seeds = ",".join(map(str, args.seeds))
     lines = [
         f"# {args.experiment}: paper defaults vs equal-budget tuning",
@@ -281,6 +286,24 @@ def write_readme(args, work: Path, out: Path, best: dict, result: dict, common: 
         ]
     except ValueError as err:
         lines.append(f"- not answered: {err} (pass --defaults results.csv).")
+    effects = tuning_effect(default_rows, result["rows"], losses)
+    if effects:
+        lines += [
+            "",
+            "## Did tuning help each loss?",
+            "",
+            "Tuned minus defaults, paired by seed on the same test split: 'better' / 'worse' = "
+            "paired t-test p < 0.05 after Holm over the losses; 'equivalent' = the 90 % CI of the "
+            f"mean difference inside ±{effects[0].rope} AUROC (TOST); else 'undecided'.",
+            "",
+            "| loss | seeds improved | mean diff | 90 % CI | paired t p (Holm) | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in effects:
+            lines.append(
+                f"| {e.loss} | {e.improved}/{e.seeds} | {e.mean_diff:+.4f} | "
+                f"[{e.ci90[0]:+.4f}, {e.ci90[1]:+.4f}] | {e.p_t_holm:.4f} | {e.verdict} |"
+            )
     base = max((b for b in BASELINES if b in tuned), key=lambda b: tuned[b], default=None)
     if base is not None:
         lines += [

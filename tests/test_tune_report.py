@@ -13,6 +13,7 @@ from adabench.report.tuning import (
     parameter_moves,
     pruning_bound,
     ranking_change,
+    tuning_effect,
 )
 
 TASK = "digits: 0 vs 1"
@@ -122,3 +123,31 @@ def test_the_pruning_bound_saves_only_the_later_epochs_of_trials_below_the_runni
     assert pruning_bound(falling, startup=8) == pytest.approx(2 * 30 / 500)
     with pytest.raises(ValueError, match="at least one"):
         pruning_bound([])
+
+
+def _rows(loss: str, values: list[float]) -> list[dict]:
+    return [
+        {"loss": loss, "seed": s, "status": "completed", "auroc": v} for s, v in enumerate(values)
+    ]
+
+
+def test_tuning_effect_says_better_worse_equivalent_or_undecided_paired_by_seed():
+    base, noise = [0.80, 0.82, 0.78, 0.81, 0.79], [0.05, -0.06, 0.04, -0.05, 0.03]
+    defaults = _rows("up", base) + _rows("down", base) + _rows("same", base) + _rows("noisy", base)
+    tuned = (
+        _rows("up (loss.scale=80)", [v + 0.03 + 0.002 * i for i, v in enumerate(base)])
+        + _rows("down", [v - 0.03 - 0.002 * i for i, v in enumerate(base)])
+        + _rows("same", [v + 0.001 * (-1) ** i for i, v in enumerate(base)])
+        + _rows("noisy", [v + d for v, d in zip(base, noise, strict=True)])
+    )
+    for row in tuned:
+        row["seed"] = str(row["seed"])  # results.csv read back: seeds as text still pair
+    effect = {e.loss: e for e in tuning_effect(defaults, tuned, ["up", "down", "same", "noisy"])}
+    assert effect["up"].verdict == "better" and effect["up"].improved == 5
+    assert effect["down"].verdict == "worse" and effect["down"].mean_diff == pytest.approx(-0.034)
+    assert effect["same"].verdict == "equivalent" and effect["same"].seeds == 5
+    assert effect["noisy"].verdict == "undecided"  # a large p-value alone is not "the same"
+    d = np.array(noise)
+    half = 2.131846786 * d.std(ddof=1) / np.sqrt(5)  # t(0.95, 4), by hand
+    assert effect["noisy"].ci90 == pytest.approx((d.mean() - half, d.mean() + half))
+    assert tuning_effect(defaults, tuned, ["absent"]) == []

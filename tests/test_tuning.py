@@ -157,6 +157,7 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
     table = [line for line in text.splitlines() if line.startswith(("| arcface |", "| softmax |"))]
     assert all(line.rstrip(" |").endswith("%") for line in table[:2])  # pruning bound
     assert "- defaults: arcface > softmax" in text and "Kendall's tau" in text
+    assert "## Did tuning help each loss?" in text  # paired with the defaults by seed
     assert "| arcface | " in text.split("best no-training baseline")[1]  # paired by seed
     moved = next(line for line in text.splitlines() if line.startswith("- **arcface**: "))
     assert "optimizer.lr: 0.001 → " in moved and "loss.scale: 64 → " in moved  # from defaults

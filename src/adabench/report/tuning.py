@@ -6,7 +6,9 @@
    test run by run on the same test images.)
 3. How far did the tuned parameters move from the defaults? (:func:`parameter_moves`.)
 
-And one the issue left open: what could pruning have saved? (:func:`pruning_bound`.)
+And two the issue left open: did tuning help each loss, paired by seed (:func:`tuning_effect`:
+better, worse, equivalent within a ROPE, or undecided), and what could pruning have saved
+(:func:`pruning_bound`)?
 
 Pure functions of report rows (``adabench.report``'s rows or a ``results.csv`` read back).
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau, ttest_rel
+from scipy.stats import t as student_t
 
 from adabench.report.delong import delong_against_baselines
 from adabench.report.verdict import by_task, holm
@@ -119,6 +122,68 @@ def parameter_moves(best: Mapping[str, Any], defaults: Mapping[str, Any]) -> lis
         else:
             moves.append(f"{key}: {old} → {value}")
     return moves
+
+
+@dataclass(frozen=True)
+class TuningEffect:
+    """Tuned minus defaults for one loss, paired by seed (diff > 0: tuning helped)."""
+
+    loss: str
+    seeds: int
+    improved: int
+    mean_diff: float
+    ci90: tuple[float, float]
+    p_t_holm: float
+    rope: float
+
+    @property
+    def verdict(self) -> str:
+        """``better`` or ``worse`` (paired t, Holm, p < 0.05), ``equivalent``, else ``undecided``.
+
+        ``equivalent`` is TOST at 5 %: the 90 % CI of the mean difference lies inside ±rope.
+        A large p-value alone never reads as "the same".
+        """
+        if self.p_t_holm < 0.05:
+            return "better" if self.mean_diff > 0 else "worse"
+        if -self.rope < self.ci90[0] and self.ci90[1] < self.rope:
+            return "equivalent"
+        return "undecided"
+
+
+def tuning_effect(
+    defaults: Sequence[Mapping[str, Any]],
+    tuned: Sequence[Mapping[str, Any]],
+    losses: Sequence[str],
+    metric: str = "auroc",
+    rope: float = 0.01,
+) -> list[TuningEffect]:
+    """Each loss's tuned runs against its default runs on the seeds both completed."""
+
+    def by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for r in rows:
+            if r.get("status") == "completed" and r.get(metric) not in (None, ""):
+                loss = str(r["loss"]).split(" (")[0]
+                out.setdefault(loss, {})[str(r["seed"])] = float(r[metric])
+        return out
+
+    before, after = by_seed(defaults), by_seed(tuned)
+    found, p_values = [], []
+    for loss in (x for x in losses if x in before and x in after):
+        seeds = sorted(set(before[loss]) & set(after[loss]))
+        d = np.array([after[loss][s] - before[loss][s] for s in seeds])
+        if len(d) > 1 and np.ptp(d):
+            half = float(student_t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+            ci, p = (d.mean() - half, d.mean() + half), float(ttest_rel(d, 0 * d).pvalue)
+        else:
+            ci, p = (math.nan, math.nan), math.nan
+        mean = float(d.mean()) if len(d) else math.nan
+        found.append((loss, len(d), int((d > 0).sum()), mean, ci))
+        p_values.append(p)
+    return [
+        TuningEffect(loss, n, up, diff, (float(ci[0]), float(ci[1])), p, rope)
+        for (loss, n, up, diff, ci), p in zip(found, holm(p_values), strict=True)
+    ]
 
 
 @dataclass(frozen=True)
