@@ -21,11 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import kendalltau, ttest_rel
+from scipy.stats import kendalltau
 from scipy.stats import t as student_t
 
 from adabench.report.delong import delong_against_baselines
-from adabench.report.verdict import by_task, holm
+from adabench.report.verdict import by_task, holm, paired_t_p
+
+
+def _label(loss: Any) -> str:
+    """A row's loss without its ``(key=value)`` variant suffix."""
+    return str(loss).split(" (")[0]
 
 
 def medians(rows: Sequence[Mapping[str, Any]], metric: str = "auroc") -> dict[str, float]:
@@ -34,7 +39,7 @@ def medians(rows: Sequence[Mapping[str, Any]], metric: str = "auroc") -> dict[st
     for r in rows:
         value = r.get(metric)
         if r.get("status") == "completed" and value not in (None, ""):
-            values.setdefault(str(r["loss"]).split(" (")[0], []).append(float(value))
+            values.setdefault(_label(r["loss"]), []).append(float(value))
     return {k: float(np.median(v)) for k, v in sorted(values.items())}
 
 
@@ -97,7 +102,7 @@ def against_baseline(
     for loss in (x for x in losses if x in by):
         seeds = sorted(set(by[loss]) & set(by[baseline]), key=str)
         d = np.array([by[loss][s] - by[baseline][s] for s in seeds])
-        p = float(ttest_rel(d, np.zeros_like(d)).pvalue) if len(d) > 1 and np.ptp(d) else math.nan
+        p = paired_t_p(d)
         found.append((loss, len(d), int((d > 0).sum()), float(d.mean()) if len(d) else math.nan))
         p_values.append(p)
     delong = {
@@ -163,8 +168,7 @@ def tuning_effect(
         out: dict[str, dict[str, float]] = {}
         for r in rows:
             if r.get("status") == "completed" and r.get(metric) not in (None, ""):
-                loss = str(r["loss"]).split(" (")[0]
-                out.setdefault(loss, {})[str(r["seed"])] = float(r[metric])
+                out.setdefault(_label(r["loss"]), {})[str(r["seed"])] = float(r[metric])
         return out
 
     before, after = by_seed(defaults), by_seed(tuned)
@@ -172,11 +176,10 @@ def tuning_effect(
     for loss in (x for x in losses if x in before and x in after):
         seeds = sorted(set(before[loss]) & set(after[loss]))
         d = np.array([after[loss][s] - before[loss][s] for s in seeds])
-        if len(d) > 1 and np.ptp(d):
+        p, ci = paired_t_p(d), (math.nan, math.nan)
+        if not math.isnan(p):  # the 90 % t interval of the mean difference
             half = float(student_t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-            ci, p = (d.mean() - half, d.mean() + half), float(ttest_rel(d, 0 * d).pvalue)
-        else:
-            ci, p = (math.nan, math.nan), math.nan
+            ci = (d.mean() - half, d.mean() + half)
         mean = float(d.mean()) if len(d) else math.nan
         found.append((loss, len(d), int((d > 0).sum()), mean, ci))
         p_values.append(p)

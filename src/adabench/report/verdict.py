@@ -45,6 +45,13 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
+def paired_t_p(d: np.ndarray) -> float:
+    """Two-sided paired t-test p of differences ``d`` against 0; NaN for < 2 pairs or constant d."""
+    if len(d) < 2 or np.ptp(d) == 0:
+        return math.nan
+    return float(ttest_rel(d, np.zeros_like(d)).pvalue)
+
+
 def min_wilcoxon_p(n: int) -> float:
     """The smallest two-sided p the exact signed-rank test can give with ``n`` pairs: 2/2ⁿ."""
     return 2.0 / 2**n if n else math.nan
@@ -93,8 +100,7 @@ def pairs_in_tasks(rows: Sequence[dict], metric: str = "auroc") -> list[PairInTa
         for a, b in itertools.combinations(sorted(losses), 2):
             seeds = sorted(set(losses[a]) & set(losses[b]), key=str)
             d = sign * np.array([losses[a][s] - losses[b][s] for s in seeds])
-            varied = len(d) > 1 and np.ptp(d) > 0
-            p_t = float(ttest_rel(d, np.zeros_like(d)).pvalue) if varied else math.nan
+            p_t = paired_t_p(d)
             p_w = float(wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else math.nan
             found.append(
                 PairInTask(
