@@ -46,10 +46,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def paired_t_p(d: np.ndarray) -> float:
-    """Two-sided paired t-test p of differences ``d`` against 0; NaN for < 2 pairs or constant d."""
-    if len(d) < 2 or np.ptp(d) == 0:
-        return math.nan
-    return float(ttest_rel(d, np.zeros_like(d)).pvalue)
+    """Paired t-test p of differences ``d`` against 0 (NaN: < 2 pairs or constant ``d``)."""
+    varied = len(d) > 1 and np.ptp(d) > 0
+    return float(ttest_rel(d, np.zeros_like(d)).pvalue) if varied else math.nan
 
 
 def min_wilcoxon_p(n: int) -> float:
