@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -58,10 +59,23 @@ def study_trials(study_dir: Path) -> list:
     return [t for n in names for t in optuna.load_study(study_name=n, storage=storage).trials]
 
 
+def distinct_completed(trials: list) -> set[str]:
+    """The completed trials' distinct parameter sets: what counts toward a study's budget.
+
+    A resumed sweep can hand Optuna a configuration that already ran (the run is skipped and
+    its result returned): counted once, so every study gets the same number of distinct trials.
+    """
+    return {
+        json.dumps(t.params, sort_keys=True, default=str)
+        for t in trials
+        if t.state.name == "COMPLETE"
+    }
+
+
 def tune(loss: str, common: list[str], trials: int, work: Path) -> dict:
     """Run (or continue) the loss's study up to ``trials`` finished trials; its best params."""
     study_dir = work / "studies" / loss
-    done = [t for t in study_trials(study_dir) if t.state.name in ("COMPLETE", "FAIL")]
+    done = distinct_completed(study_trials(study_dir))
     if len(done) < trials:
         train(
             [

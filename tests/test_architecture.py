@@ -9,8 +9,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "adabench"
-MAX_LINES = 250
-LONG_REASON = "Longer than 250 lines because"
 
 
 def _module_name(path: Path) -> str:
@@ -70,16 +68,6 @@ def test_the_cycle_finder_finds_cycles():
 def test_no_import_cycles_at_any_depth():
     """Function-level imports count too: a lazy import may save start-up time, not hide a cycle."""
     assert find_cycle(import_graph()) is None
-
-
-def test_modules_are_small_or_say_why():
-    long = {
-        name: n
-        for name, path in _modules().items()
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
-        and LONG_REASON not in (ast.get_docstring(ast.parse(path.read_text())) or "")
-    }
-    assert long == {}
 
 
 def test_pure_parts_import_without_lightning_or_hydra():

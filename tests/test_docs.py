@@ -148,3 +148,23 @@ def test_readme_is_short_and_sends_no_one_to_a_folder_a_clone_lacks():
             if ROOT.resolve() not in (page.parent / path).resolve().parents:
                 outside.append(f"{page.relative_to(ROOT)}: {path}")
     assert outside == []
+
+
+def test_every_test_the_docs_name_exists():
+    """``test_x.py::test_y``, ``test_x.py`` and a bare ``test_y`` in docs name real tests."""
+    defined: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M):
+            defined.setdefault(name, set()).add(path.stem)
+    files = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    src = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "src").rglob("*.py"))
+    missing = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for file, name in re.findall(r"\b(test_\w+)\.py(?:::(test_\w+))?", text):
+            if file not in files or (name and file not in defined.get(name, set())):
+                missing.append(f"{page.name}: {file}.py::{name}")
+        for name in re.findall(r"`(test_\w+)`", text):
+            if name not in defined and f'"{name}"' not in src:  # metric keys: test_accuracy
+                missing.append(f"{page.name}: {name}")
+    assert missing == []

@@ -17,6 +17,7 @@ from adabench import trunk_cache
 from adabench.data import folder, pools
 from adabench.data.images import ImagePool
 from adabench.data.sources import ImageSource
+from adabench.files import checksum
 from adabench.trunk_cache import TrunkCache
 
 
@@ -87,7 +88,8 @@ def test_trunk_shards_are_read_once_per_process_and_new_shards_are_picked_up(tmp
     assert reads == [] and second.computed == 0 and second.reused == 3
     # another process writes a shard for rows 3..5: this process reads that shard only
     other = tmp_path / "trunk" / "k" / "pool" / "plain" / "other.pt"
-    torch.save({"indices": torch.arange(3, 6), "outputs": trunk(images[3:])}, other)
+    rows, outputs = torch.arange(3, 6), trunk(images[3:])
+    torch.save({"indices": rows, "outputs": outputs, "checksum": checksum(rows, outputs)}, other)
     third = TrunkCache(tmp_path, "k")
     out = third.outputs("pool", np.arange(6), images, trunk)
     assert reads == [other] and third.computed == 0

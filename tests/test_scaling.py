@@ -79,7 +79,8 @@ def test_ddp_two_cpu_processes_match_single_process_scoring(tmp_path):
     (run_file,) = list(tmp_path.rglob("offline-run-*/run-*.wandb"))
     (m,) = metrics_files(run)
     assert m["status"] == "completed" and m["world_size"] == 2
-    assert wandb_log.summary(run_file)["test/auroc"] == pytest.approx(m["metrics"]["auroc"])
+    summary = wandb_log.summary(run_file, wait_for="test/auroc")
+    assert summary["test/auroc"] == pytest.approx(m["metrics"]["auroc"])
     # single process, same data and the same (rank 0) weights: exactly the same scores
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)

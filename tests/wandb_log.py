@@ -38,7 +38,7 @@ def records(path: Path):
             yield rec
 
 
-def summary(path: Path, wait_for: str | None = None, timeout: float = 30.0) -> dict:
+def summary(path: Path, wait_for: str | None = None, timeout: float = 60.0) -> dict:
     """The run's summary: the last value of each key over every summary record.
 
     ``wait_for``: re-read until that key is there (W&B's service may still be writing the file
@@ -57,8 +57,21 @@ def summary(path: Path, wait_for: str | None = None, timeout: float = 30.0) -> d
         time.sleep(0.2)
 
 
-def history(path: Path) -> dict:
-    """Every key logged to the run's history, with its last value (media as their JSON)."""
+def history(path: Path, wait_for: tuple[str, ...] = (), timeout: float = 60.0) -> dict:
+    """Every key logged to the run's history, with its last value (media as their JSON).
+
+    ``wait_for``: re-read until all those keys are there (W&B's service writes media after
+    ``finish()`` returns on a loaded machine), at most ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        out = _history_once(path)
+        if all(k in out for k in wait_for) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _history_once(path: Path) -> dict:
     out: dict = {}
     for rec in records(path):
         if rec.WhichOneof("record_type") == "history":

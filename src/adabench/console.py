@@ -85,6 +85,42 @@ def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool)
     return False
 
 
+class QuietFileHandler(logging.FileHandler):
+    """The run's ``train.log`` handler: a write that fails (a full disk) is said once, not per line.
+
+    Python's logging prints a traceback for every record it cannot write: 177 lines on a disk
+    with 16 KB free. This handler prints one line the first time and then drops the file.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if getattr(self, "_failed", False):
+            return
+        self._failed = True
+        err = sys.exc_info()[1]
+        print(
+            f"[adabench] warning: cannot write {self.baseFilename} ({err}); the rest of this "
+            "run's log goes to the console only.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(self, "_failed", False):
+            super().emit(record)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.handleError(None)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # what was buffered cannot be written either: said already
+            self.stream = None
+
+
 LOG_INTERVAL_S = 30.0  # a bar written to a file (nohup, SLURM, CI) updates at most this often
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,54 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez_compressed(fh, **arrays)
 
     atomic_write(path, save)
+
+
+def free_space(path: str | Path) -> str:
+    """``"<n> MiB free on <folder>"`` for the nearest existing folder of ``path``."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "free space unknown"
+    return f"{free / 2**20:.1f} MiB free on {folder}"
+
+
+def checksum(*arrays: Any) -> str:
+    """CRC-32 of the bytes of tensors or arrays (a cache entry's seal against damage in place)."""
+    crc = 0
+    for a in arrays:
+        a = a.detach().cpu() if hasattr(a, "detach") else a
+        data = np.ascontiguousarray(a.numpy() if hasattr(a, "numpy") else a)
+        crc = zlib.crc32(memoryview(data.reshape(-1).view(np.uint8)), crc)
+    return f"crc32:{crc:08x}"
+
+
+_UNWRITABLE: set[str] = set()  # cache folders already said to be unwritable (one line each)
+
+
+def write_cache(path: Path, write: Callable[[Path], None]) -> bool:
+    """:func:`atomic_write` for a cache file: a full or read-only disk skips it with one warning.
+
+    A cache saves time only: the run goes on without it. Returns whether the file was written.
+    """
+    try:
+        atomic_write(path, write)
+        return True
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
+        folder = str(Path(path).parent.parent)
+        if folder not in _UNWRITABLE:
+            _UNWRITABLE.add(folder)
+            from adabench.console import say
+
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if "unexpected pos" in reason or "enforce fail" in reason:
+                reason = "the disk is full"
+            say(
+                f"[adabench] warning: cannot write the cache under {folder} ({reason}; "
+                f"{free_space(folder)}); going on without it. Free some space, or set "
+                "paths.cache_dir=/a/larger/disk.",
+                err=True,
+            )
+        return False

@@ -8,9 +8,11 @@ re-run skip the work (resume).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -111,6 +113,76 @@ def _git_commit_once(cwd: str) -> str | None:
         return None
 
 
+LOCK_FILE = ".adabench.lock"  # held (flock) by the process that runs in a folder
+
+
+class FolderTaken(Exception):
+    """Another live process runs in this run folder (a second sweep, terminal or cluster job)."""
+
+
+class FolderClaim:
+    """Exclusive ownership of a run folder for the life of one run (an ``flock``).
+
+    Two identical sweeps started into one folder (two terminals, a resubmitted cluster job)
+    would otherwise set each other's live runs aside and write failure records over completed
+    results. The lock is the kernel's: it is released when the process ends, however it ends
+    (kill -9 included), so a stale lock never blocks a resume. On file systems without
+    ``flock`` (some network mounts) a ``running`` record whose process is alive on this host
+    counts as taken too.
+
+    Raises:
+        FolderTaken: the folder is held by another process.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            raise FolderTaken(_holder(run_dir)) from None
+        record = read_result(run_dir)
+        if (
+            record
+            and record.get("status") == "running"
+            and record.get("pid") != os.getpid()
+            and running_status(record) == "running"
+        ):
+            self.release()
+            raise FolderTaken(_holder(run_dir))
+
+    def release(self) -> None:
+        """Give the folder up (closing the file releases the lock)."""
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> FolderClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _holder(run_dir: Path) -> str:
+    record = read_result(run_dir) or {}
+    who = f"pid {record.get('pid')} on {record.get('host')}" if record.get("pid") else "a process"
+    return f"{run_dir} is in use by another process ({who})"
+
+
+DETECTION_KEYS = ("auroc", "aupr", "fpr_at_95tpr")  # always finite in a sound anomaly result
+
+
+def has_finite_metrics(record: dict[str, Any]) -> bool:
+    """Whether a record's detection metrics are finite numbers (a NaN AUROC is damage)."""
+    metrics = record.get("metrics") or {}
+    return all(
+        isinstance(metrics[k], int | float) and math.isfinite(metrics[k])
+        for k in DETECTION_KEYS
+        if k in metrics and metrics[k] is not None
+    )
+
+
 def find_completed(
     run_dir: Path, chash: str, sweep_dir: Path | None = None
 ) -> tuple[Path, dict] | None:
@@ -124,7 +196,12 @@ def find_completed(
         candidates += sorted(p.parent for p in sweep_dir.glob(f"*/{RESULT_FILE}"))
     for d in candidates:
         rec = read_result(d)
-        if rec and rec.get("status") == "completed" and rec.get("config_hash") == chash:
+        if (
+            rec
+            and rec.get("status") == "completed"
+            and rec.get("config_hash") == chash
+            and has_finite_metrics(rec)  # a NaN metric is re-run, not trusted
+        ):
             return d, rec
     return None
 
@@ -208,15 +285,25 @@ class RunRecord:
         self._write()
 
     def _write(self) -> None:
-        if self.writer:
-            write_json(self.path, self.data)
+        if not self.writer:
+            return
+        if self.data["status"] != "completed" and self._completed_by_another():
+            return  # a failure here never overwrites another process's completed result
+        write_json(self.path, self.data)
+
+    def _completed_by_another(self) -> bool:
+        on_disk = read_result(self.path.parent) or {}
+        return on_disk.get("status") == "completed" and (
+            on_disk.get("pid"),
+            on_disk.get("started_at"),
+        ) != (self.data["pid"], self.data["started_at"])
 
 
 def remove_if_empty(run_dir: Path, keep: Path) -> None:
     """Remove a skipped job's new folder when it holds only Hydra's files (no duplicate folders)."""
     if run_dir.resolve() == Path(keep).resolve():
         return
-    own = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log")]
+    own = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log", LOCK_FILE)]
     if not own:
         shutil.rmtree(run_dir, ignore_errors=True)
 

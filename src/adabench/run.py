@@ -26,6 +26,7 @@ from adabench.files import (
     WEIGHTS_FILE,
     atomic_write,
     display_path,
+    free_space,
     save_arrays,
     write_json,
 )
@@ -33,6 +34,8 @@ from adabench.interrupts import RunInterrupted, sigterm_raises
 from adabench.loggers import finish_logger, log_scores, loggers_of, redact
 from adabench.metrics import METRICS
 from adabench.record import (
+    FolderClaim,
+    FolderTaken,
     RunRecord,
     config_hash,
     find_completed,
@@ -88,6 +91,14 @@ def run_job(cfg: DictConfig) -> float:
     ctx = RunContext.from_hydra()
     try:
         return train(cfg, ctx)
+    except FolderTaken as err:
+        if ctx.sweep_dir is None:
+            say(f"[adabench] error: {err}; wait for it to end, or use another folder.", err=True)
+            raise SystemExit(1) from None
+        say(f"[adabench] {cfg.get('run_name')}: skipped, {err} (its result counts)")
+        if ctx.tuning:
+            raise TrialFailed(str(err)) from None
+        return float("nan")
     except Exception as err:
         in_sweep = ctx.sweep_dir is not None
         if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
@@ -114,6 +125,16 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
     check_required(cfg)
     run_dir = run_folder(cfg, ctx)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # one process at a time in a folder: a second sweep into it skips what this one runs
+    claim = FolderClaim(run_dir) if is_rank_zero() else None
+    try:
+        return _train_claimed(cfg, ctx, run_dir)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _train_claimed(cfg: DictConfig, ctx: RunContext, run_dir: Path) -> float:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(resolved)
     done = find_completed(run_dir, chash, ctx.sweep_dir) if cfg.get("resume", True) else None
@@ -153,17 +174,17 @@ def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
         times.update(result.times)
         record.completed(result.metrics, result.facts)
         if result.writer:
-            save_arrays(run_dir / SCORES_FILE, result.scores)
-            write_json(run_dir / SPLIT_FILE, result.split)
-            if cfg.get("save_embeddings"):
-                save_arrays(run_dir / EMBEDDINGS_FILE, result.embeddings)
+            _save_outputs(cfg, run_dir, result)
     except BaseException as err:
         # an interrupt reaches here as SystemExit from Lightning's interrupt handling
         record.failed(interrupts[0] if interrupts else err)
         raise
     finally:
         times["total_s"] = time.perf_counter() - t_start
-        record.close(times)
+        try:
+            record.close(times)
+        except OSError as err:  # the disk is full: the result line above still holds the metrics
+            say(f"[adabench] {cfg.run_name}: {OutputsNotWritten(record.path, err)}", err=True)
         if record.writer and logger is not None:
             _close_logger(logger, record.data)
     if record.writer:
@@ -215,6 +236,31 @@ def _run(
     return logger, result
 
 
+class OutputsNotWritten(OSError):
+    """A run's result could not be written (full disk, read-only folder): where, and why."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(
+            f"writing {display_path(path)} failed ({type(cause).__name__}: {cause}); "
+            f"{free_space(path)}. Free some space (or set hydra.sweep.dir / hydra.run.dir "
+            "elsewhere) and run the same command again."
+        )
+
+
+def _save_outputs(cfg: DictConfig, run_dir: Path, result: Any) -> None:
+    """Write scores, split (and embeddings); a full disk still shows the computed metrics."""
+    outputs = [(run_dir / SCORES_FILE, lambda p: save_arrays(p, result.scores))]
+    outputs.append((run_dir / SPLIT_FILE, lambda p: write_json(p, result.split)))
+    if cfg.get("save_embeddings"):
+        outputs.append((run_dir / EMBEDDINGS_FILE, lambda p: save_arrays(p, result.embeddings)))
+    for path, write in outputs:
+        try:
+            write(path)
+        except (OSError, RuntimeError) as err:  # torch.save says RuntimeError on a full disk
+            say(f"[adabench] {cfg.run_name}: computed {metrics_text(result.metrics)}", err=True)
+            raise OutputsNotWritten(path, err) from err
+
+
 def _close_logger(logger: Any, record: dict) -> None:
     summary = {f"test/{k}": v for k, v in (record.get("metrics") or {}).items()}
     summary["status"] = record["status"]
@@ -224,10 +270,13 @@ def _close_logger(logger: Any, record: dict) -> None:
         say(f"[adabench] warning: closing the logger failed: {err}", err=True)
 
 
+def metrics_text(metrics: dict[str, float]) -> str:
+    """``auroc=0.9950 aupr=…``: a run's metrics as its result line shows them."""
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in METRICS if k in metrics)
+
+
 def _print_result(record: dict, run_dir: Path) -> None:
-    m = record["metrics"]
-    parts = [f"{k}={m[k]:.4f}" for k in METRICS if k in m]
     say(
-        f"[adabench] {record['run_name']}: {' '.join(parts)} "
+        f"[adabench] {record['run_name']}: {metrics_text(record['metrics'])} "
         f"({record['times']['total_s']:.1f}s) -> {display_path(run_dir / RESULT_FILE)}"
     )

@@ -2,12 +2,15 @@
 
 At the end of a multirun it lists the jobs that failed (stderr), prints one closing line on
 stdout, ``N/M completed, K failed; next: adabench report <sweep folder>``, and exits 1 when a
-job failed.
+job failed. The counts are what the jobs' folders hold on disk when the sweep ends: a job whose
+folder another process was running in (a second sweep into the same folder) counts as what
+that process left there, ``completed`` or ``still running in another process``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +20,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from adabench.files import RESULT_FILE, display_path, load_result
+from adabench.files import RESULT_FILE, display_path, load_result, read_result
+from adabench.record import running_status
 
 
 class SweepFailures(Callback):
@@ -25,7 +29,7 @@ class SweepFailures(Callback):
 
     def __init__(self) -> None:
         self.started = 0.0
-        self.jobs: list[bool] = []  # per job run in this process: did it complete?
+        self.jobs: list[tuple[Path | None, bool]] = []  # per job of this process: folder, ok
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Remember when the sweep started (results older than that are not this sweep's).
@@ -42,30 +46,64 @@ class SweepFailures(Callback):
         """Count a job: completed unless it raised or returned NaN (a recorded failure)."""
         ok = job_return.status == JobStatus.COMPLETED
         value = job_return.return_value if ok else None
-        self.jobs.append(ok and not (isinstance(value, float) and math.isnan(value)))
+        folder = (config.get("hydra") or {}).get("runtime", {}).get("output_dir")
+        done = ok and not (isinstance(value, float) and math.isnan(value))
+        self.jobs.append((Path(folder) if folder else None, done))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the failed jobs and the closing line; exit 1 when a job failed."""
         sweep_dir = Path(config.hydra.sweep.dir)
         failed = failed_runs(sweep_dir, self.started)
         if self.jobs:  # the jobs ran in this process (the basic launcher)
-            total, n_failed = len(self.jobs), self.jobs.count(False)
+            outcomes = [outcome_on_disk(f, ok, self.started) for f, ok in self.jobs]
         else:  # another launcher ran them elsewhere: count what they wrote
-            total, n_failed = len(written_since(sweep_dir, self.started)), len(failed)
+            outcomes = ["failed"] * len(failed)
+            outcomes += ["completed"] * (len(written_since(sweep_dir, self.started)) - len(failed))
+        n_failed, busy = outcomes.count("failed"), outcomes.count("running")
         if failed:
             lines = [f"[adabench] {len(failed)} job(s) of the sweep failed:"]
             lines += [f"  {name}: {reason}  ({path})" for name, reason, path in failed]
             print("\n".join(lines), file=sys.stderr, flush=True)  # Hydra's own log shows no more
-        print(closing_line(total - n_failed, total, n_failed, sweep_dir), flush=True)
+        completed = outcomes.count("completed")
+        print(closing_line(completed, len(outcomes), n_failed, sweep_dir, busy), flush=True)
         if failed or n_failed:
             raise SystemExit(1)
 
 
-def prepare_study(config: DictConfig) -> None:
-    """Create a tuning study's storage once, under a file lock, before the sweeper opens it.
+def outcome_on_disk(folder: Path | None, ok: bool, since: float = 0.0) -> str:
+    """``completed``, ``failed`` or ``running`` (by another live process): what a job left.
 
-    Several workers started on one study (hand-started processes, SLURM array jobs) would
-    otherwise race to create the SQLite schema and all but one would fail.
+    A job skipped by resume leaves no folder of its own, and one that failed before its run
+    started leaves no new record (``ok`` tells); a job whose folder another process held counts
+    as what that process wrote there since the sweep started.
+    """
+    path = folder / RESULT_FILE if folder is not None else None
+    fresh = path is not None and path.exists() and path.stat().st_mtime >= since
+    record = read_result(folder) if fresh else None
+    if record is None:
+        return "completed" if ok else "failed"
+    status = record.get("status")
+    if status == "running" and running_status(record) != "interrupted":
+        return "running"
+    return "completed" if status == "completed" else "failed"
+
+
+SEED_ENV = "ADABENCH_TUNE_SEED"  # the sampler seed prepare_study chose (conf/hparams_search)
+WORKER_ENV = "ADABENCH_TUNE_WORKER"  # a worker's index (SLURM: its array index), default 0
+STALE_AFTER_S = 60.0  # a RUNNING trial older than this, with no live run behind it, is dead
+
+
+def prepare_study(config: DictConfig) -> None:
+    """Create or open a tuning study under a file lock, before the sweeper opens it.
+
+    - Several workers started on one study (hand-started processes, SLURM array jobs) would
+      otherwise race to create the SQLite schema, and all but one would fail.
+    - Trials left ``RUNNING`` by a dead process (kill -9, a node lost) are marked failed.
+    - The sampler's seed (:data:`SEED_ENV`, read by ``conf/hparams_search/_budget.yaml``) is
+      the worker's index on a new study and differs at every resumption, so a resumed study
+      draws new trials instead of replaying its first ones; each seed is recorded in the
+      study's ``sampler_seeds`` attribute.
+    - A storage locked by another program ends the command in one line naming the file.
     """
     sweeper = config.hydra.get("sweeper") or {}
     storage = sweeper.get("storage")
@@ -73,23 +111,117 @@ def prepare_study(config: DictConfig) -> None:
         return
     import fcntl
 
+    sweep_dir = Path(config.hydra.sweep.dir)
+    with open(sweep_dir / ".study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            study = open_study(str(storage), sweeper.get("study_name"), sweeper.get("direction"))
+            fail_stale_trials(study, sweep_dir)
+            seed = sampler_seed(study, int(os.environ.get(WORKER_ENV, "0") or 0))
+        except Exception as err:
+            if "locked" not in str(err).lower():
+                raise
+            where = str(storage).removeprefix("sqlite:///").split("?")[0]
+            print(
+                f"[adabench] error: the study's storage {where} is locked by another program "
+                f"({type(err).__name__}); close what holds it (an open sqlite3 shell, a "
+                "database browser) and run the same command again.",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from None
+    os.environ[SEED_ENV] = str(seed)
+
+
+def open_study(storage: str, name: str | None, direction: str | None) -> Any:
+    """The study (created when new), maximising unless told otherwise."""
     import optuna
 
-    with open(Path(config.hydra.sweep.dir) / ".study.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        optuna.create_study(
-            storage=str(storage),
-            study_name=sweeper.get("study_name"),
-            direction=str(sweeper.get("direction", "maximize")),
-            load_if_exists=True,
+    return optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=str(direction or "maximize"),
+        load_if_exists=True,
+    )
+
+
+def sampler_seed(study: Any, worker: int) -> int:
+    """The seed of this process's sampler: ``worker`` on a new study, a new one on resuming.
+
+    Every process that joins a study with trials in it gets ``worker + 7919 × trials``, so a
+    resumption never replays the draws of the start; the seeds are appended, with the trial
+    count they started at, to the study's ``sampler_seeds`` user attribute.
+    """
+    started_at = len(study.trials)
+    seed = worker + 7919 * started_at
+    seeds = list(study.user_attrs.get("sampler_seeds", []))
+    seeds.append({"seed": seed, "worker": worker, "trials_before": started_at})
+    study.set_user_attr("sampler_seeds", seeds)
+    return seed
+
+
+def fail_stale_trials(study: Any, sweep_dir: Path, min_age_s: float = STALE_AFTER_S) -> int:
+    """Mark failed the ``RUNNING`` trials that no live process runs; returns how many.
+
+    A live trial's run holds its folder's lock (:class:`adabench.record.FolderClaim`), so the
+    sweep's held folders count the trials still at work; older ``RUNNING`` trials beyond that
+    count (started over ``min_age_s`` ago: a worker between asking and starting is alive)
+    were left by a process that died.
+    """
+    from datetime import datetime
+
+    from optuna.trial import TrialState
+
+    running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    if not running:
+        return 0
+    now = datetime.now()
+    old = [t for t in running if (now - t.datetime_start).total_seconds() >= min_age_s]
+    young = len(running) - len(old)
+    alive = max(0, held_folders(sweep_dir) - young)
+    stale = sorted(old, key=lambda t: t.datetime_start)[: max(0, len(old) - alive)]
+    for trial in stale:
+        set_state = getattr(study._storage, "set_trial_state_values", None)
+        if set_state is None:  # optuna < 3
+            study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
+        else:
+            set_state(trial._trial_id, TrialState.FAIL)
+    if stale:
+        print(
+            f"[adabench] {len(stale)} trial(s) left running by a process that ended "
+            f"({', '.join(f'#{t.number}' for t in stale)}) marked failed.",
+            flush=True,
         )
+    return len(stale)
 
 
-def closing_line(completed: int, total: int, failed: int, sweep_dir: Path) -> str:
+def held_folders(sweep_dir: Path) -> int:
+    """How many run folders below ``sweep_dir`` a live process holds (their lock is taken)."""
+    import fcntl
+
+    from adabench.record import LOCK_FILE
+
+    held = 0
+    for path in sweep_dir.glob(f"*/{LOCK_FILE}"):
+        with open(path, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held += 1
+    return held
+
+
+def closing_line(
+    completed: int, total: int, failed: int, sweep_dir: Path, busy: int = 0
+) -> str:
     """A sweep's last line: how many jobs completed and the command that reports them."""
     where = display_path(sweep_dir)
     quoted = f"'{where}'" if any(c.isspace() for c in where) else where
-    return f"{completed}/{total} completed, {failed} failed; next: adabench report {quoted}"
+    elsewhere = f", {busy} still running in another process" if busy else ""
+    return (
+        f"{completed}/{total} completed, {failed} failed{elsewhere}; "
+        f"next: adabench report {quoted}"
+    )
 
 
 def written_since(sweep_dir: Path, since: float) -> list[Path]:

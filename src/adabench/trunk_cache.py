@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adabench.files import atomic_write
+from adabench.console import say
+from adabench.files import checksum, write_cache
 
 VIEWS = ("plain", "hflip")
 CACHE_VERSION = 1
@@ -166,18 +167,37 @@ def _load_shards(folder: Path) -> dict[int, Tensor]:
         if shard.name in read:
             continue
         read.add(shard.name)
-        try:
-            blob = torch.load(shard, weights_only=True)
-        except Exception:  # noqa: BLE001 - an unreadable shard is dropped and recomputed
-            shard.unlink(missing_ok=True)
+        blob = _verified(shard)
+        if blob is None:
             continue
         for i, row in zip(blob["indices"].tolist(), blob["outputs"], strict=True):
             known[int(i)] = row
     return known
 
 
+def _verified(shard: Path) -> dict[str, Tensor] | None:
+    """A shard's contents when it loads and matches its checksum; else removed, with a warning.
+
+    Outputs changed in place would move every later run's metrics (or make them diverge):
+    such a shard is dropped and its images recomputed.
+    """
+    try:
+        blob = torch.load(shard, weights_only=True)
+        sealed = blob.get("checksum")
+        if sealed is not None and sealed == checksum(blob["indices"], blob["outputs"]):
+            return blob
+        why = "its checksum does not match" if sealed else "it has no checksum (older adabench)"
+    except Exception as err:  # noqa: BLE001 - an unreadable shard is dropped and recomputed
+        why = f"it does not load ({type(err).__name__})"
+    say(f"[adabench] warning: trunk-cache shard {shard} recomputed: {why}.", err=True)
+    shard.unlink(missing_ok=True)
+    return None
+
+
 def _write_shard(folder: Path, indices: np.ndarray, outputs: Tensor) -> None:
-    blob = {"indices": torch.from_numpy(indices), "outputs": outputs.contiguous()}
+    index = torch.from_numpy(indices)
+    outputs = outputs.contiguous()
+    blob = {"indices": index, "outputs": outputs, "checksum": checksum(index, outputs)}
     name = f"{uuid.uuid4().hex}.pt"
-    atomic_write(folder / name, lambda tmp: torch.save(blob, tmp))
-    _kept(folder)[0].add(name)  # its outputs are in memory already
+    if write_cache(folder / name, lambda tmp: torch.save(blob, tmp)):
+        _kept(folder)[0].add(name)  # its outputs are in memory already

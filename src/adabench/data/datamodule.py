@@ -18,7 +18,7 @@ from adabench.data.batching import BatchTensors
 from adabench.data.images import align_classes, channel_stats
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import Anomaly, Protocol
-from adabench.data.sources import build_source
+from adabench.data.sources import build_source, data_fingerprint
 from adabench.data.splits import Split, SplitCounts, training_labels
 from adabench.data.validation import validation_images
 
@@ -176,6 +176,7 @@ class AnomalyDataModule(L.LightningDataModule):
             "num_classes": s.num_classes,
             "image_shape": list(self.train_images.shape[1:]),
             "skipped_files": len(self.skipped),
+            "fingerprint": data_fingerprint(self.source),
             "inputs": self.inputs,
             "augmentation": self.augmentation(),
             "trained_on": "normal images" if self.train_normal_only else "all training images",

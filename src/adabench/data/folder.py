@@ -27,7 +27,9 @@ IMAGE_SUFFIXES = frozenset(
 )
 ON_CORRUPT = ("error", "skip")
 PROGRESS_FROM = 2000  # folders with at least this many images show a decoding progress bar
-Image.MAX_IMAGE_PIXELS = 1 << 30  # large inspection images are legitimate; memory is bounded below
+# Pillow's decompression-bomb limit (≈ 89 M pixels warns, twice that fails) stays in force: a
+# 20000 × 20000 PNG would take gigabytes to decode for a 96-pixel input. Larger JPEGs are
+# draft-decoded at a reduced scale (decode_image), so they never reach full size in memory.
 
 
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
@@ -47,12 +49,13 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
         raise DataError(
             f"Image folder {root} has no class sub-folders (expected {root}/<class>/…)."
         )
+    check_class_links(root, classes)
     files: list[tuple[Path, int]] = []
     ignored: list[Path] = []
     for idx, name in enumerate(classes):
         found = 0
-        for path in sorted((root / name).rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
+        for path in files_below(root / name):
+            if path.name.startswith("."):
                 continue
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 files.append((path, idx))
@@ -65,6 +68,56 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
                 f"{', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder."
             )
     return classes, files, ignored
+
+
+def check_class_links(root: Path, classes: list[str]) -> None:
+    """Refuse class folders that are links to an ancestor or to another class folder.
+
+    A class linked to its parent would hold every image of the tree, the abnormal class's
+    included, and be trained on as a reference class.
+
+    Raises:
+        DataError: naming the folder, its target and the fix.
+    """
+    seen: dict[Path, str] = {}
+    top = root.resolve()
+    for name in classes:
+        folder = root / name
+        target = folder.resolve()
+        if target == top or target in top.parents:
+            raise DataError(
+                f"Class folder {folder} links to {target}, which holds the class folders "
+                "themselves: its images would be counted twice, the abnormal class's too. "
+                "Remove the link, or point it at a folder of that class's own images."
+            )
+        if target in seen:
+            raise DataError(
+                f"Class folders {root / seen[target]} and {folder} are the same folder "
+                f"({target}): one image cannot be in two classes. Remove one of them."
+            )
+        seen[target] = name
+
+
+def files_below(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted; linked folders are followed once, never in a loop.
+
+    Raises:
+        DataError: a link inside ``folder`` points at ``folder`` or one of its ancestors.
+    """
+    out: list[Path] = []
+    top = folder.resolve()
+    for here, subfolders, names in os.walk(folder, followlinks=True):
+        real = Path(here).resolve()
+        for sub in list(subfolders):
+            target = (Path(here) / sub).resolve()
+            if target in (top, real) or target in top.parents or target in real.parents:
+                raise DataError(
+                    f"Folder {Path(here) / sub} links to {target}, which holds it: its images "
+                    "would be read again and again. Remove the link."
+                )
+        subfolders.sort()
+        out += [Path(here) / n for n in names]
+    return sorted(p for p in out if p.is_file())
 
 
 def class_folders(root: Path) -> list[str]:

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
+from adabench.console import say
 from adabench.data.images import ImagePool, fit_images
 from adabench.data.sources import ImageSource
 from adabench.errors import ConfigError
-from adabench.files import atomic_write
+from adabench.files import checksum, write_cache
 
 CACHE_VERSION = 3
 KEPT_IN_MEMORY = 2  # pools a process keeps: the train and test pools of one dataset
@@ -69,22 +70,8 @@ def load_pool(
         path = (Path(cache_dir) / f"{name}-{split}-{key}.pt").resolve()
         if path in _KEPT and path.exists():  # the key names the content: the same pool
             return _keep(path, _KEPT[path])
-        if path.exists():
-            try:
-                blob = torch.load(path, weights_only=True)
-                return _keep(
-                    path,
-                    ImagePool(
-                        blob["images"],
-                        blob["labels"],
-                        list(blob["classes"]),
-                        list(blob["skipped"]),
-                        key,
-                        blob["ids"],
-                    ),
-                )
-            except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
-                path.unlink(missing_ok=True)
+        if path.exists() and (cached := _read_cache(path, key)) is not None:
+            return _keep(path, cached)
     pool = source.load(split)
     pool.images = fit_images(pool.images, size, channels)
     pool.key = key
@@ -95,7 +82,34 @@ def load_pool(
             "classes": pool.classes,
             "skipped": pool.skipped,
             "ids": pool.ids,
+            "checksum": checksum(pool.images, pool.labels),
         }
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        write_cache(path, lambda tmp: torch.save(blob, tmp))
         _keep(path, pool)
     return pool
+
+
+def _read_cache(path: Path, key: str) -> ImagePool | None:
+    """The pool a cache file holds, or ``None`` (file removed) when it fails to load or verify.
+
+    Its images and labels must match the checksum written with them: a file changed in place
+    (a disk error, a stray write) is rebuilt with one warning, never trusted.
+    """
+    try:
+        blob = torch.load(path, weights_only=True)
+        sealed = blob.get("checksum")
+        if sealed is not None and sealed == checksum(blob["images"], blob["labels"]):
+            return ImagePool(
+                blob["images"],
+                blob["labels"],
+                list(blob["classes"]),
+                list(blob["skipped"]),
+                key,
+                blob["ids"],
+            )
+        why = "its checksum does not match" if sealed else "it has no checksum (older adabench)"
+    except Exception as err:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
+        why = f"it does not load ({type(err).__name__})"
+    say(f"[adabench] warning: decoded-image cache {path} rebuilt: {why}.", err=True)
+    path.unlink(missing_ok=True)
+    return None

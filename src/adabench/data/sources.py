@@ -9,6 +9,8 @@ importable) and one YAML file.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -209,3 +211,21 @@ def build_source(dataset: Mapping[str, Any]) -> ImageSource:
         image_size=int(dataset["image_size"]),
         channels=int(dataset["channels"]),
     )
+
+
+def data_fingerprint(source: ImageSource) -> dict[str, Any]:
+    """What the run's images were, for metrics.json and the report's task identity.
+
+    ``root``: the resolved folder the source reads (``None`` for bundled data); ``hash``: of
+    the source's identity of both splits (for folders: every file's path, size and
+    modification time), so two datasets that share a folder name are two tasks.
+    """
+    identity = {split: source.identity(split) for split in ("train", "test")}
+    blob = json.dumps(
+        {"source": type(source).__qualname__, **identity}, sort_keys=True, default=str
+    )
+    root = getattr(source, "root", None)
+    return {
+        "root": str(Path(root).resolve()) if root is not None else None,
+        "hash": hashlib.sha256(blob.encode()).hexdigest()[:16],
+    }

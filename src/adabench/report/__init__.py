@@ -131,7 +131,8 @@ def report(
     rows = collect_runs(sweeps, variant_notes)
     if not rows:
         raise FileNotFoundError(f"No {RESULT_FILE} found below {', '.join(map(str, sweeps))}.")
-    rows, corrections = audit_rows(rows, fix=fix)
+    audit_notes: list[str] = []
+    rows, corrections = audit_rows(rows, fix=fix, notes=audit_notes)
     auto, metric = metric == AUTO, choose_metric(rows) if metric == AUTO else metric
     out = Path(out_dir) if out_dir else Path(sweeps[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,7 @@ def report(
         if r["status"] == "completed" and r["baseline"] and r.get(metric) is None
     }
     tables["audit"] = audit_lines(corrections, fixed=fix)
+    tables["unchecked"] = audit_notes
     tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric, ran)
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)

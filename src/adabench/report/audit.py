@@ -9,6 +9,8 @@ rewrites the run's ``metrics.json`` atomically, keeping the old values under ``a
 
 from __future__ import annotations
 
+import math
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,19 +42,37 @@ class Correction:
     recomputed: float
 
 
+class UnreadableScores(ValueError):
+    """A run's ``scores.npz`` exists but cannot be read as scores (named, with the reason)."""
+
+
 def recompute(run_dir: str | Path) -> dict[str, float] | None:
-    """Every detection metric of the scores saved in ``run_dir`` (``None``: none saved)."""
+    """Every detection metric of the scores saved in ``run_dir`` (``None``: none saved).
+
+    Raises:
+        UnreadableScores: the file is damaged or holds no numeric ``score`` / ``is_abnormal``.
+    """
     path = Path(run_dir) / SCORES_FILE
     if not path.exists():
         return None
-    with np.load(path) as data:
-        if "score" not in data or "is_abnormal" not in data:
-            return None
-        return detection_metrics(data["score"], data["is_abnormal"])
+    try:
+        with np.load(path) as data:
+            if "score" not in data or "is_abnormal" not in data:
+                return None
+            score, label = data["score"], data["is_abnormal"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "allow_pickle" in why:  # never advise loading pickles from a results folder
+            why = "it holds Python objects, not numbers (adabench never writes such a file)"
+        raise UnreadableScores(f"{path}: unreadable ({why})") from None
+    return detection_metrics(score, label)
 
 
 def audit_rows(
-    rows: Sequence[dict[str, Any]], fix: bool = False, tolerance: float = TOLERANCE
+    rows: Sequence[dict[str, Any]],
+    fix: bool = False,
+    tolerance: float = TOLERANCE,
+    notes: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Correction]]:
     """The rows with every detection metric recomputed from the saved scores, and what changed.
 
@@ -60,27 +80,51 @@ def audit_rows(
         rows: Report rows (``adabench.report.collect.collect_runs``).
         fix: Also rewrite each disagreeing run's ``metrics.json`` (atomically; the recorded
             values are kept under ``audit.previous``).
-        tolerance: Largest absolute difference that counts as agreement.
+        tolerance: Largest absolute difference that counts as agreement (a recorded NaN never
+            agrees).
+        notes: Receives one line per run whose scores cannot be read (that run is left out
+            of the tables, as ``unreadable scores``) and one for the runs with no scores at all
+            (their recorded metrics are used, unchecked).
 
     Returns:
         New rows (the recomputed values in place of the recorded ones) and the corrections.
     """
-    out, corrections = [], []
+    out, corrections, unchecked = [], [], []
+    said = notes if notes is not None else []
     for row in rows:
-        fresh = recompute(row["run_dir"]) if row["status"] == "completed" else None
+        try:
+            fresh = recompute(row["run_dir"]) if row["status"] == "completed" else None
+        except UnreadableScores as err:
+            said.append(f"{err}; the run is left out of the tables.")
+            out.append({**row, "status": "unreadable scores", "error": str(err)})
+            continue
         if not fresh:
+            if row["status"] == "completed" and row.get("auroc") is not None:
+                unchecked.append(row["run_dir"])
             out.append(dict(row))
             continue
         changed = [
             Correction(row["run_dir"], k, float(row[k]), v)
             for k, v in fresh.items()
-            if row.get(k) is not None and abs(float(row[k]) - v) > tolerance
+            if row.get(k) is not None and not _agree(float(row[k]), v, tolerance)
         ]
         corrections += changed
         out.append({**row, **{k: v for k, v in fresh.items() if k in row}})
         if fix and changed:
             _rewrite(Path(row["run_dir"]), fresh, changed)
+    if unchecked:
+        said.append(
+            f"{len(unchecked)} run(s) have no {SCORES_FILE}, so their metrics are used as "
+            f"recorded, unchecked: {', '.join(unchecked[:10])}"
+            + (f" and {len(unchecked) - 10} more" if len(unchecked) > 10 else "")
+        )
     return out, corrections
+
+
+def _agree(recorded: float, fresh: float, tolerance: float) -> bool:
+    if math.isnan(recorded) or math.isnan(fresh):
+        return math.isnan(recorded) and math.isnan(fresh)
+    return abs(recorded - fresh) <= tolerance
 
 
 def _rewrite(run_dir: Path, fresh: dict[str, float], changed: list[Correction]) -> None:

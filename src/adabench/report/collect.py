@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ def collect_runs(
     differ by more than the seed get the differing keys in their ``loss`` name, and a sentence
     saying so is appended to ``notes``.
     """
-    rows, configs = [], []
+    rows: list[dict[str, Any]] = []
+    records: list[dict] = []
+    configs: list[dict] = []
     for d in dirs:
         d = Path(d)
         if not d.exists():
@@ -69,12 +72,100 @@ def collect_runs(
             }
             metrics = rec.get("metrics") or {}
             times = rec.get("times") or {}
-            row["task"] = task_label(rec, row["dataset"])
             row.update({k: metrics.get(k) for k in METRIC_KEYS})
             row.update({k: times.get(k) for k in TIME_KEYS})
             rows.append(row)
+            records.append(rec)
             configs.append(rec.get("config") or {})
-    said = label_variants(rows, configs)
+    said = tell_datasets_apart(rows, records)
+    for row, rec in zip(rows, records, strict=True):
+        row["task"] = task_label(rec, row["dataset"])
+    said += label_variants(rows, configs)
+    said += refuse_repeated_seeds(rows)
     if notes is not None:
         notes += said
     return rows
+
+
+def data_identity(record: dict) -> str | None:
+    """What a run's images were: the recorded fingerprint, else (older runs) a folder's root."""
+    fingerprint = (record.get("data") or {}).get("fingerprint") or {}
+    if fingerprint.get("hash"):
+        return str(fingerprint["hash"])
+    if record.get("dataset") == "folder":
+        return str(((record.get("config") or {}).get("dataset") or {}).get("root") or "") or None
+    return None
+
+
+def _root_of(record: dict) -> str:
+    fingerprint = (record.get("data") or {}).get("fingerprint") or {}
+    root = fingerprint.get("root") or ((record.get("config") or {}).get("dataset") or {}).get(
+        "root"
+    )
+    return str(root or "")
+
+
+def tell_datasets_apart(rows: list[dict[str, Any]], records: list[dict]) -> list[str]:
+    """Rename datasets that share a label but not their images (``…/A/images``, ``…/B/images``).
+
+    Each gets as much of its root's path as tells it apart (or its fingerprint), in place.
+    Returns one note per renamed label.
+    """
+    by_label: dict[str, dict[str, str]] = defaultdict(dict)
+    for row, rec in zip(rows, records, strict=True):
+        ident = data_identity(rec)
+        if ident is not None:
+            by_label[row["dataset"]].setdefault(ident, _root_of(rec))
+    notes = []
+    for label, roots in sorted(by_label.items()):
+        if len(roots) < 2:
+            continue
+        names = _distinct_names(roots)
+        for row, rec in zip(rows, records, strict=True):
+            ident = data_identity(rec)
+            if row["dataset"] == label and ident in names:
+                row["dataset"] = f"{label.split(' (')[0]}[{names[ident]}]" + (
+                    f" ({label.split(' (', 1)[1]}" if " (" in label else ""
+                )
+        notes.append(
+            f"{len(roots)} different datasets are labelled {label}; they are reported apart as "
+            + ", ".join(sorted(f"[{n}]" for n in names.values()))
+            + "."
+        )
+    return notes
+
+
+def _distinct_names(roots: dict[str, str]) -> dict[str, str]:
+    """For each identity, the shortest tail of its root's path that no other root shares."""
+    parts = {ident: Path(root).parts if root else () for ident, root in roots.items()}
+    for depth in range(1, 1 + max(len(p) for p in parts.values())):
+        tails = {ident: "/".join(p[-depth:]) for ident, p in parts.items()}
+        if len(set(tails.values())) == len(tails) and all(tails.values()):
+            return tails
+    return {ident: ident[:8] for ident in roots}  # same root, other files: the fingerprint
+
+
+def refuse_repeated_seeds(rows: list[dict[str, Any]]) -> list[str]:
+    """Runs of one task, row and seed found more than once are used in no table, and said.
+
+    The report pairs runs by seed: two seed-0 runs in one row would be averaged as if they
+    were two seeds. Their rows get ``status: repeated seed`` (listed with the failures).
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "completed":
+            groups[(row["task"], str(row["loss"]), row["seed"])].append(row)
+    notes = []
+    for (task, loss, seed), same in sorted(groups.items(), key=str):
+        if len(same) < 2:
+            continue
+        folders = ", ".join(r["run_dir"] for r in same)
+        why = (
+            f"seed {seed} of {task} / {loss} was found {len(same)} times ({folders}); runs are "
+            "paired by seed, so none of them is used. Report one of the folders, or delete the "
+            "copies."
+        )
+        for row in same:
+            row.update(status="repeated seed", error=why)
+        notes.append(why)
+    return notes

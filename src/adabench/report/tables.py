@@ -146,7 +146,7 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
-def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):
+def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):  # noqa: C901, E501 - one section per table, in order
     """``summary.md``."""
     parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
     if tables.get("verdict"):
@@ -162,6 +162,9 @@ def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str],
         head, *fixes = tables["audit"]
         parts += ["", "## Metrics recomputed from scores.npz", "", head, ""]
         parts += [f"- {line}" for line in fixes]
+    if tables.get("unchecked"):
+        parts += ["", "## Runs whose scores could not be checked", ""]
+        parts += [f"- {line}" for line in tables["unchecked"]]
     if tables.get("task_matrix", ([], []))[1]:
         parts += ["", "## Every task at a glance", "", _markdown(*tables["task_matrix"])]
     parts += ["", "## Per task × loss (completed runs)", "", _markdown(*tables["summary"])]
@@ -225,7 +228,8 @@ def print_tables(tables: dict, metric: str) -> None:
     console = Console()
     if not console.is_terminal:  # a file or a CI log: no terminal width to fit, print it whole
         console = Console(width=200)
-    for line in tables.get("audit", []) + tables.get("variants", []) + tables.get("verdict", []):
+    said = [*tables.get("audit", []), *tables.get("unchecked", []), *tables.get("variants", [])]
+    for line in said + tables.get("verdict", []):
         console.print(line, soft_wrap=True)
     for key, title in (
         ("summary", f"{metric} per task × loss"),
