@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,7 +19,7 @@ from adabench.errors import ConfigError
 from adabench.losses import ClassificationHead
 from adabench.scoring import Scorer
 
-from .conftest import ROOT
+from .conftest import ROOT, compose_config
 
 
 def test_every_config_group_option_composes_and_builds():
@@ -84,3 +86,35 @@ def test_build_passes_parameters_context_and_nested_targets():
         )
     with pytest.raises(ConfigError, match=r"scorer has no _target_"):
         build({"k": 3}, where="scorer")
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("batch_size=0", "batch_size=0 must be a positive integer, e.g. batch_size=128"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 must be a positive number"),
+        ("dataset.image_size=4", "dataset.image_size=4 must be an integer >= 8"),
+        ("dataset.channels=2", "dataset.channels=2 must be 1 or 3"),
+        ("scorer.distance=manhattan", "scorer.distance='manhattan' must be one of cosine, l2"),
+        ("scorer.k=abc", "scorer.k='abc' must be a positive integer, e.g. scorer.k=5"),
+        ("ema_decay=1.5", "ema_decay=1.5 must be a number in (0, 1), or null (off)"),
+        ("seed=abc", "seed='abc' must be an integer, e.g. seed=0"),
+    ],
+)
+def test_values_are_checked_before_anything_heavy_loads(override, expected):
+    from adabench.config import check_values
+
+    with pytest.raises(ConfigError) as err:
+        check_values(compose_config(override))
+    assert str(err.value).startswith(expected)
+    check_values(compose_config())  # the defaults pass
+
+
+def test_checking_values_imports_neither_torch_nor_lightning():
+    code = (
+        "import sys; from adabench.run import train; from adabench.context import is_rank_zero;"
+        "assert is_rank_zero();"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

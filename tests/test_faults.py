@@ -388,3 +388,32 @@ def test_cache_checksums_cover_every_byte():
     b = a.clone()
     b[7] = float(np.nextafter(np.float32(7), np.float32(8)))  # one bit
     assert checksum(a) != checksum(b) and checksum(a) == checksum(a.clone())
+
+
+# -- Ctrl-C: what happened, how far, how to resume ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_says_what_was_interrupted_how_far_and_how_to_resume(tmp_path):
+    import signal
+
+    sweep = tmp_path / "sweep"
+    # two jobs: 1 epoch (completes), then 1000 epochs (runs until it is interrupted)
+    args = ["-m", "trainer.max_epochs=1,1000", f"hydra.sweep.dir={sweep}", *SMOKE, "logger=none"]
+    pipe = subprocess.PIPE
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    run = subprocess.Popen(cmd, cwd=tmp_path, stdout=pipe, stderr=pipe, text=True)
+    while True:  # wait until the long job's run has started (its metrics.json says running)
+        records = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
+        if any(
+            r["status"] == "running" and r["config"]["trainer"]["max_epochs"] == 1000
+            for r in records
+        ):
+            break
+        assert run.poll() is None, run.communicate()
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    (line,) = [x for x in (out + err).splitlines() if "interrupted by Ctrl-C" in x]
+    assert " during " in line and ": 1/2 completed; resume with: python " in line, line
+    assert line.endswith("hydra.sweep.dir=sweep") and "trainer.max_epochs=1,1000" in line
+    assert run.returncode != 0

@@ -114,6 +114,30 @@ def test_corrupt_images_skipped_and_counted_in_metrics(tmp_path):
     assert metrics_files(tmp_path / "run")[0]["data"]["skipped_files"] == 2
 
 
+def test_bad_images_of_every_split_are_named_in_one_error(tmp_path):
+    root = _corrupt_tree(tmp_path)
+    (root / "test" / "a" / "bad test.png").write_bytes(b"not a png")
+    with pytest.raises(DataError) as err:
+        _run_in_process(tmp_path, *folder_args(root, "a", "b"), "scorer.k=2")
+    text = str(err.value)
+    assert text.startswith(f"3 unreadable image(s) under {root / 'train'} and {root / 'test'}")
+    for name in ("broken.png", "truncated.png", "bad test.png"):
+        assert name in text
+
+
+def test_skipped_images_are_said_in_one_line_and_listed(tmp_path, capsys):
+    root = _corrupt_tree(tmp_path)
+    (root / "test" / "a" / "bad test.png").write_bytes(b"not a png")
+    _run_in_process(tmp_path, *folder_args(root, "a", "b"), "dataset.on_corrupt=skip", "scorer.k=2")
+    said = [x for x in capsys.readouterr().err.splitlines() if "skipped" in x]
+    assert said == [
+        "[adabench] 3 unreadable image(s) skipped (dataset.on_corrupt=skip): 2 in train, 1 in "
+        "test; listed in the run's metrics.json (data.skipped)"
+    ]
+    listed = metrics_files(tmp_path / "run")[0]["data"]["skipped"]
+    assert len(listed) == 3 and any("bad test.png" in x for x in listed)
+
+
 def test_bad_on_corrupt_value(tmp_path):
     root = write_image_tree(tmp_path / "imgs", n_train=2, n_test=2)
     with pytest.raises(ConfigError, match=r"on_corrupt must be one of error, skip, got 'ignore'"):

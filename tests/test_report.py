@@ -382,3 +382,17 @@ def test_plots_stay_in_the_metrics_range_and_name_the_run_drawn(tmp_path, monkey
     legend = [t.get_text() for t in roc.axes[0].get_legend().get_texts()]
     assert "softmax: seed 2, AUROC 0.820" in legend  # 0.80 0.82 | 0.84 0.86: the lower median
     assert "arcface: seed 1, AUROC 0.998" in legend
+
+
+def test_report_help_reads_as_text_and_explains_every_option(capsys):
+    from adabench.report import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    options = text[text.index("options:") :].splitlines()[1:]
+    for option in ("--out", "--baseline", "--metric", "--rope", "--no-plots", "--wandb", "--fix"):
+        (line,) = [x for x in options if x.strip().startswith(option)]
+        explained = line.split(None, 2)[2:] if not line.strip().startswith("--metric") else ["."]
+        assert explained and explained[0].strip(), option

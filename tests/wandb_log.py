@@ -29,6 +29,8 @@ def records(path: Path):
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:
             break
+        if pos + HEADER + length > len(data):
+            break  # W&B is still writing this chunk: the records before it are complete
         chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         buf = chunk if kind in (1, 2) else buf + chunk

@@ -199,20 +199,77 @@ EXAMPLES = {  # what a required value looks like, for the error message
 }
 
 
-def check_values(cfg: DictConfig) -> None:
-    """Refuse values that would run without error but not as meant, before anything is built.
+# Values checked before torch or Lightning load (a refusal in about a second), as
+# (key, rule, what is expected, an example). The scorer's ``k`` against the number of normal
+# images, class names and other checks that need the data run when the data is read.
+_NUMBER = (int, float)
 
-    ``trainer.max_epochs``: Lightning reads -1 as "train forever" (and the cosine schedule
-    would get ``T_max = -1``); 0 trains nothing.
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, _NUMBER) and not isinstance(v, bool) and v > 0
+
+
+VALUE_RULES: tuple[tuple[str, Any, str, str], ...] = (
+    (
+        "trainer.max_epochs",
+        _positive_int,
+        "a positive integer (Lightning reads -1 as unlimited: it would train forever)",
+        "trainer.max_epochs=10",
+    ),
+    ("batch_size", _positive_int, "a positive integer", "batch_size=128"),
+    ("eval_batch_size", _positive_int, "a positive integer", "eval_batch_size=512"),
+    ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", "seed=0"),
+    ("optimizer.lr", _positive_number, "a positive number", "optimizer.lr=0.001"),
+    ("backbone.embedding_dim", _positive_int, "a positive integer", "backbone.embedding_dim=128"),
+    (
+        "dataset.image_size",
+        lambda v: _positive_int(v) and v >= 8,
+        "an integer >= 8",
+        "dataset.image_size=32",
+    ),
+    (
+        "dataset.channels",
+        lambda v: v in (1, 3) and not isinstance(v, bool),
+        "1 or 3",
+        "dataset.channels=3",
+    ),
+    (
+        "dataset.on_corrupt",
+        lambda v: v in ("error", "skip"),
+        "error or skip",
+        "dataset.on_corrupt=skip",
+    ),
+    ("scorer.k", _positive_int, "a positive integer", "scorer.k=5"),
+    (
+        "scorer.distance",
+        lambda v: v in ("cosine", "l2"),
+        "one of cosine, l2",
+        "scorer.distance=cosine",
+    ),
+    (
+        "ema_decay",
+        lambda v: isinstance(v, _NUMBER) and 0.0 < float(v) < 1.0,
+        "a number in (0, 1), or null (off)",
+        "ema_decay=0.99",
+    ),
+)
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Refuse values of the wrong type or range before anything is built or imported.
+
+    Each rule of :data:`VALUE_RULES` applies where its key is set (``null`` means "the
+    default" and is left to the code that reads it); the error names the key, the value, what
+    is expected and an example.
     """
-    epochs = (cfg.get("trainer") or {}).get("max_epochs")
-    if epochs is not None and (
-        isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
-    ):
-        raise ConfigError(
-            f"trainer.max_epochs={epochs!r} must be a positive integer (Lightning reads -1 as "
-            "unlimited: it would train forever), e.g. trainer.max_epochs=10"
-        )
+    for key, ok, expected, example in VALUE_RULES:
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{key}={value!r} must be {expected}, e.g. {example}")
 
 
 def check_required(cfg: DictConfig) -> None:

@@ -61,8 +61,21 @@ def threads_per_job(jobs: int, cpus: int | None = None) -> int:
     return max(1, (cpus or os.cpu_count() or 1) // max(1, jobs))
 
 
-def is_rank_zero() -> bool:
-    """False in the extra processes of a multi-process (DDP) run, which must write nothing."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")  # Lightning's
 
-    return getattr(rank_zero_only, "rank", 0) == 0
+
+def is_rank_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run, which must write nothing.
+
+    Lightning's own answer once it is loaded; before that, the environment variables it reads
+    (so that a config error is refused before Lightning is imported).
+    """
+    import sys
+
+    module = sys.modules.get("lightning.fabric.utilities.rank_zero")
+    if module is not None:
+        return getattr(module.rank_zero_only, "rank", 0) == 0
+    for name in RANK_VARIABLES:
+        if os.environ.get(name) not in (None, ""):
+            return int(os.environ[name]) == 0
+    return True

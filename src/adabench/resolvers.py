@@ -25,7 +25,27 @@ def pair_part(pair: str, index: int) -> str | int:
     return int(part) if part.isdigit() else part
 
 
+def config_groups() -> str:
+    """``--help``'s list of config groups and their options, one group a line.
+
+    What Hydra's ``$APP_CONFIG_GROUPS`` lists, less Hydra's own groups and the files whose
+    name starts with ``_`` (parts other options include, e.g. ``hparams_search/_budget``).
+    """
+    from pathlib import Path
+
+    from adabench.cli import config_dir
+
+    root = Path(config_dir())
+    lines = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "hydra"):
+        options = sorted(f.stem for f in group.glob("*.yaml") if not f.stem.startswith("_"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
 def register() -> None:
-    """Register ``${digest:...}`` and ``${pair:...}``; safe to call more than once."""
+    """Register ``${digest:...}``, ``${pair:...}`` and ``${config_groups:}``; safe to repeat."""
     OmegaConf.register_new_resolver("digest", digest, replace=True)
     OmegaConf.register_new_resolver("pair", pair_part, replace=True)
+    OmegaConf.register_new_resolver("config_groups", config_groups, replace=True)

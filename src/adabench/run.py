@@ -178,6 +178,8 @@ def _train_claimed(cfg: DictConfig, ctx: RunContext, run_dir: Path) -> float:
     except BaseException as err:
         # an interrupt reaches here as SystemExit from Lightning's interrupt handling
         record.failed(interrupts[0] if interrupts else err)
+        if record.writer and record.data["status"] == "interrupted":
+            _say_interrupted(cfg, ctx, record)
         raise
     finally:
         times["total_s"] = time.perf_counter() - t_start
@@ -200,7 +202,7 @@ def _run(
     times: dict[str, float],
 ) -> tuple[Any, Any]:
     """Build, then fit and evaluate (or evaluate a baseline); returns (logger, RunResult)."""
-    check_values(cfg)  # before anything is built, recorded as the run's failure
+    check_values(cfg)  # recorded as the run's failure; nothing before it imports torch or Lightning
     # torch, Lightning and timm load here, not at import: a Hydra error or --help stays fast
     import lightning as L
     import torch
@@ -259,6 +261,13 @@ def _save_outputs(cfg: DictConfig, run_dir: Path, result: Any) -> None:
         except (OSError, RuntimeError) as err:  # torch.save says RuntimeError on a full disk
             say(f"[adabench] {cfg.run_name}: computed {metrics_text(result.metrics)}", err=True)
             raise OutputsNotWritten(path, err) from err
+
+
+def _say_interrupted(cfg: DictConfig, ctx: RunContext, record: RunRecord) -> None:
+    from adabench.sweep_callback import interrupted_line
+
+    reason = str(record.data["error"]["message"])
+    say(interrupted_line(str(cfg.run_name), reason, record.path, ctx.sweep_dir), err=True)
 
 
 def _close_logger(logger: Any, record: dict) -> None:

@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 from adabench.files import RESULT_FILE, display_path, load_result, read_result
 from adabench.record import running_status
 
+ACTIVE: SweepFailures | None = None  # the sweep this process runs (for the Ctrl-C line)
+
 
 class SweepFailures(Callback):
     """Hydra callback: count the sweep's jobs, list its failures, say what comes next."""
@@ -30,6 +32,7 @@ class SweepFailures(Callback):
     def __init__(self) -> None:
         self.started = 0.0
         self.jobs: list[tuple[Path | None, bool]] = []  # per job of this process: folder, ok
+        self.total: int | None = None  # jobs in the sweep, when the basic sweeper runs it
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Remember when the sweep started (results older than that are not this sweep's).
@@ -37,10 +40,17 @@ class SweepFailures(Callback):
         The sweep folder is made now: a tuning study keeps its storage (SQLite) in it before
         the first job runs.
         """
+        global ACTIVE
         self.started = time.time()
         self.jobs = []
+        self.total = count_jobs(config)
+        ACTIVE = self
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         prepare_study(config)
+
+    def completed_so_far(self) -> int:
+        """Jobs of this process that completed (on disk) until now."""
+        return sum(outcome_on_disk(f, ok, self.started) == "completed" for f, ok in self.jobs)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Count a job: completed unless it raised or returned NaN (a recorded failure)."""
@@ -68,6 +78,51 @@ class SweepFailures(Callback):
         print(closing_line(completed, len(outcomes), n_failed, sweep_dir, busy), flush=True)
         if failed or n_failed:
             raise SystemExit(1)
+
+
+def count_jobs(config: DictConfig) -> int | None:
+    """How many jobs the basic sweeper makes of the sweep's lists (``None`` for other sweepers)."""
+    sweeper = config.hydra.get("sweeper") or {}
+    if "BasicSweeper" not in str(sweeper.get("_target_", "")):
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # noqa: BLE001 - a count for the Ctrl-C line only
+        return None
+
+
+def interrupted_line(run_name: str, reason: str, record_path: Path, sweep_dir: Path | None) -> str:
+    """What the console says when Ctrl-C (or SIGTERM) stops a run: where, how far, how to resume.
+
+    A sweep names the jobs completed so far and the command that resumes it (the same command
+    with its sweep folder fixed); a single run says where it is recorded.
+    """
+    if sweep_dir is None:
+        return (
+            f"[adabench] {run_name}: {reason}; recorded as interrupted in "
+            f"{display_path(record_path)}. Run the same command again to start it over."
+        )
+    done = ACTIVE.completed_so_far() if ACTIVE is not None else None
+    total = ACTIVE.total if ACTIVE is not None else None
+    count = f"{done}/{total} completed" if done is not None and total else "completed jobs kept"
+    return (
+        f"[adabench] {reason} during {run_name}: {count}; resume with: {resume_command(sweep_dir)}"
+    )
+
+
+def resume_command(sweep_dir: Path) -> str:
+    """The command this process was started with, its sweep folder fixed (completed jobs skip)."""
+    import shlex
+
+    program = Path(sys.argv[0])
+    head = ["adabench-train"] if program.name == "adabench-train" else ["python", sys.argv[0]]
+    args = [a for a in sys.argv[1:] if not a.startswith("hydra.sweep.dir=")]
+    return shlex.join([*head, *args, f"hydra.sweep.dir={display_path(sweep_dir)}"])
 
 
 def outcome_on_disk(folder: Path | None, ok: bool, since: float = 0.0) -> str:
@@ -211,16 +266,13 @@ def held_folders(sweep_dir: Path) -> int:
     return held
 
 
-def closing_line(
-    completed: int, total: int, failed: int, sweep_dir: Path, busy: int = 0
-) -> str:
+def closing_line(completed: int, total: int, failed: int, sweep_dir: Path, busy: int = 0) -> str:
     """A sweep's last line: how many jobs completed and the command that reports them."""
     where = display_path(sweep_dir)
     quoted = f"'{where}'" if any(c.isspace() for c in where) else where
     elsewhere = f", {busy} still running in another process" if busy else ""
     return (
-        f"{completed}/{total} completed, {failed} failed{elsewhere}; "
-        f"next: adabench report {quoted}"
+        f"{completed}/{total} completed, {failed} failed{elsewhere}; next: adabench report {quoted}"
     )
 
 

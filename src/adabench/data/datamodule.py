@@ -12,10 +12,12 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from adabench.config import check_types
+from adabench.console import say
 from adabench.data.audit import split_record
 from adabench.data.augment import augment_batch, two_views
 from adabench.data.batching import BatchTensors
-from adabench.data.images import align_classes, channel_stats
+from adabench.data.folder import UnreadableImages
+from adabench.data.images import ImagePool, align_classes, channel_stats
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import Anomaly, Protocol
 from adabench.data.sources import build_source, data_fingerprint
@@ -69,6 +71,19 @@ class AnomalyDataModule(L.LightningDataModule):
         self._pixel_stats: tuple[list[float], list[float]] | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _load_pools(self, name: str) -> tuple[ImagePool, ImagePool]:
+        """The train and test pools; unreadable images of both are named in one error."""
+        pools, unreadable = [], []
+        for split in ("train", "test"):
+            try:
+                pools.append(load_pool(split, self.source, self.cache_dir, name))
+            except UnreadableImages as err:
+                unreadable.append(err)
+        if unreadable:
+            raise UnreadableImages.joined(unreadable)
+        train, test = pools
+        return train, align_classes(train, test)
+
     def setup(self, stage: str | None = None) -> None:
         """Load (or read cached) pools and draw the split; idempotent."""
         if self.split is not None:
@@ -76,13 +91,18 @@ class AnomalyDataModule(L.LightningDataModule):
         names = self.source.class_names()
         if names is not None:  # fail before decoding
             self.protocol.check_classes(self.cfg, names)
-        name = str(self.cfg.get("name", "pool"))
-        train = load_pool("train", self.source, self.cache_dir, name)
-        test = align_classes(train, load_pool("test", self.source, self.cache_dir, name))
+        train, test = self._load_pools(str(self.cfg.get("name", "pool")))
         self.class_names = train.classes
         self.pool_keys = {"train": train.key, "test": test.key}
         self.pool_ids = {"train": train.ids, "test": test.ids}
         self.skipped = train.skipped + test.skipped
+        if self.skipped:
+            say(
+                f"[adabench] {len(self.skipped)} unreadable image(s) skipped "
+                f"(dataset.on_corrupt=skip): {len(train.skipped)} in train, "
+                f"{len(test.skipped)} in test; listed in the run's metrics.json (data.skipped)",
+                err=True,
+            )
         self.split = self.protocol.draw(
             train.labels.numpy(),
             test.labels.numpy(),
@@ -176,6 +196,7 @@ class AnomalyDataModule(L.LightningDataModule):
             "num_classes": s.num_classes,
             "image_shape": list(self.train_images.shape[1:]),
             "skipped_files": len(self.skipped),
+            "skipped": list(self.skipped),
             "fingerprint": data_fingerprint(self.source),
             "inputs": self.inputs,
             "augmentation": self.augmentation(),

@@ -32,6 +32,32 @@ PROGRESS_FROM = 2000  # folders with at least this many images show a decoding p
 # draft-decoded at a reduced scale (decode_image), so they never reach full size in memory.
 
 
+class UnreadableImages(DataError):
+    """Images that could not be decoded, under one or more folders (all of them, not the first).
+
+    Args:
+        roots: The folders that were read.
+        files: ``"<file> (<error>)"`` for each unreadable image.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, roots: list[Path], files: list[str]) -> None:
+        self.roots, self.files = list(roots), list(files)
+        more = len(files) - self.SHOWN
+        shown = "\n  ".join(files[: self.SHOWN]) + (f"\n  … and {more} more" if more > 0 else "")
+        where = " and ".join(str(r) for r in roots)
+        super().__init__(
+            f"{len(files)} unreadable image(s) under {where}:\n  {shown}\n"
+            "Fix or remove them, or set dataset.on_corrupt=skip to skip them."
+        )
+
+    @classmethod
+    def joined(cls, errors: list[UnreadableImages]) -> UnreadableImages:
+        """One error for the unreadable images of several splits."""
+        return cls([r for e in errors for r in e.roots], [f for e in errors for f in e.files])
+
+
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
     """Classes (sorted sub-folders), (file, class index) pairs and ignored non-image files.
 
@@ -225,11 +251,7 @@ def load_image_folder(
             bar.update()
     bad = [d for d in decoded if isinstance(d, str)]
     if bad and on_corrupt == "error":
-        shown = "\n  ".join(bad[:20]) + (f"\n  … and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise DataError(
-            f"{len(bad)} unreadable image(s) under {root}:\n  {shown}\n"
-            "Fix or remove them, or set dataset.on_corrupt=skip to skip them."
-        )
+        raise UnreadableImages([root], bad)
     keep = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
     if not keep:
         raise DataError(f"No readable images under {root}.")

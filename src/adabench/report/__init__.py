@@ -202,7 +202,9 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``adabench report`` / ``python -m adabench.report``."""
-    p = argparse.ArgumentParser(prog="adabench report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="adabench report", description=__doc__.split("\n")[0].replace("``", "")
+    )
     p.add_argument("sweeps", nargs="+", help="sweep folders (e.g. multirun/2026-11-23/10-00-00)")
     p.add_argument("--out", default=None, help="output folder (default: the first sweep folder)")
     p.add_argument(
@@ -225,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="region of practical equivalence for the cross-task verdict, in the metric's "
         "units (default 0.01 AUROC)",
     )
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--no-plots", action="store_true", help="write no PNG plots (tables and stats only)"
+    )
     p.add_argument("--wandb", action="store_true", help="log tables and plots to W&B")
     p.add_argument(
         "--fix",
