@@ -396,3 +396,28 @@ def test_report_help_reads_as_text_and_explains_every_option(capsys):
         (line,) = [x for x in options if x.strip().startswith(option)]
         explained = line.split(None, 2)[2:] if not line.strip().startswith("--metric") else ["."]
         assert explained and explained[0].strip(), option
+
+
+def test_a_studys_rows_get_short_names_and_keep_their_parameters():
+    from adabench.report.stats import summarize
+    from adabench.report.tasks import label_variants
+
+    configs = [
+        {"optimizer": {"lr": 0.0012520653814999472}, "loss": {"scale": 28.645225810361822}},
+        {"optimizer": {"lr": 0.00013869861245357332}, "loss": {"scale": 6.573977128014093}},
+        {"optimizer": {"lr": 0.01}, "loss": {"scale": 28.645225810361822}},
+    ]
+    rows = [
+        {"task": "t", "loss": "arcface", "status": "completed", "auroc": a, "val_auroc": v}
+        for a, v in ((0.7, 0.9), (0.8, 0.6), (0.75, 0.7))
+    ]
+    notes = label_variants(rows, configs)
+    names = [r["loss"] for r in rows]
+    assert len(set(names)) == 3 and all(len(n) <= 14 and n.startswith("arcface @") for n in names)
+    assert rows[0]["variant"] == "loss.scale=28.645225810361822, optimizer.lr=0.0012520653814999472"
+    assert f"{names[0]} = {rows[0]['variant']}" in notes[0]  # the full parameters are said
+    best = max(summarize(rows), key=lambda s: s.val_median)  # chosen by validation, shown
+    assert best.loss == names[0] and best.val_median == 0.9 and best.median == 0.7
+    short = [{"task": "t", "loss": "softmax", "status": "completed"} for _ in range(2)]
+    label_variants(short, [{"seed_x": 1}, {"seed_x": 2}])
+    assert [r["loss"] for r in short] == ["softmax (seed_x=1)", "softmax (seed_x=2)"]  # fits

@@ -163,3 +163,18 @@ def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path)
     assert "optimizer.lr: 0.001 → " in moved and "loss.scale: 64 → " in moved  # from defaults
     rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and len(trials(tmp_path / "work" / "studies" / "arcface")) == 3
+
+
+@pytest.mark.slow
+def test_an_error_every_trial_would_repeat_stops_the_study_in_four_lines(tmp_path):
+    study = tmp_path / "study"
+    args = ["experiment=smoke", "hparams_search=smoke", f"hydra.sweep.dir={study}", *SMOKE[1:]]
+    proc = run_train([*args, "dataset=folder"], tmp_path)  # dataset.root left unset
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 1 and len(lines) <= 4, lines
+    error, stopped = proc.stderr.strip().splitlines()
+    assert "dataset.root are required" in error and "stopped after its first" in stopped
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("0 trials completed, 1 failed; next: fix the error")
+    assert [t.state.name for t in trials(study)] == ["FAIL"]  # not left RUNNING
+    assert "Traceback" not in proc.stderr and "alembic" not in proc.stdout

@@ -56,6 +56,11 @@ def error_text(err: BaseException) -> str:
 _FIRST_WITH: dict[str, tuple[str, str]] = {}  # error text -> (folder, name) of its first job
 
 
+def log_traceback(err: BaseException) -> None:
+    """Write ``err``'s traceback to the run's log only."""
+    _trace.info("".join(traceback.format_exception(err)))
+
+
 def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool) -> bool:
     """Show a failed run the short way; returns whether the caller should re-raise instead.
 
@@ -64,7 +69,7 @@ def report_failure(err: Exception, run_name: str, run_dir: Path, in_sweep: bool)
     printed again. A single run: the error line and where its traceback is, unless
     ``ADABENCH_TRACEBACK`` (or Hydra's ``HYDRA_FULL_ERROR``) asks for the traceback itself.
     """
-    _trace.info("".join(traceback.format_exception(err)))
+    log_traceback(err)
     if in_sweep:
         text = error_text(err)
         folder, first = _FIRST_WITH.setdefault(text, (str(run_dir), run_name))

@@ -21,6 +21,7 @@ class RunContext:
         parallel_jobs: Jobs a joblib launcher runs at once (1 for any other launcher).
         tuning: Whether the sweeper is a tuner (Optuna), which records a failed job as a
             failed trial when it raises.
+        tuned_keys: The keys a tuner searches (its ``params``), empty otherwise.
     """
 
     output_dir: Path | None = None
@@ -29,6 +30,7 @@ class RunContext:
     group: str | None = None
     parallel_jobs: int = 1
     tuning: bool = False
+    tuned_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_hydra(cls) -> RunContext:
@@ -53,6 +55,7 @@ class RunContext:
             group=sweep_group(sweep) if sweep else None,
             parallel_jobs=jobs,
             tuning="optuna" in str(hc.sweeper.get("_target_", "")).lower(),
+            tuned_keys=tuple(str(k) for k in (hc.sweeper.get("params") or {})),
         )
 
 

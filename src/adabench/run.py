@@ -101,6 +101,8 @@ def run_job(cfg: DictConfig) -> float:
         return float("nan")
     except Exception as err:
         in_sweep = ctx.sweep_dir is not None
+        if in_sweep and ctx.tuning and repeats_in_every_trial(err, ctx.tuned_keys):
+            stop_study(err, ctx)
         if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
             raise
         if in_sweep and ctx.tuning:
@@ -108,6 +110,40 @@ def run_job(cfg: DictConfig) -> float:
         if in_sweep:
             return float("nan")
         raise SystemExit(1) from None
+
+
+def repeats_in_every_trial(err: Exception, tuned_keys: tuple[str, ...]) -> bool:
+    """Whether a trial's error would repeat in every trial: bad input that no tuned key names.
+
+    Missing data, an unset required key or a bad value outside the search space fail every
+    trial the same way; an error that names a tuned key (``scorer.k=20`` larger than the
+    normal images) is the trial's own, and the study goes on.
+    """
+    from adabench.errors import ConfigError, DataError
+
+    return isinstance(err, ConfigError | DataError) and not any(
+        key in str(err) for key in tuned_keys
+    )
+
+
+def stop_study(err: Exception, ctx: RunContext) -> None:
+    """End a study whose first failure will repeat: the error, why it stops, what to do next.
+
+    The trial is marked failed (not left running); the traceback goes to the run's log.
+    """
+    from adabench.console import error_text, log_traceback
+    from adabench.sweep_callback import fail_finished_trials
+
+    log_traceback(err)
+    name = fail_finished_trials(ctx.sweep_dir)
+    say(f"[adabench] error: {' '.join(error_text(err).split())}", err=True)
+    say(
+        f"[adabench] study {name} stopped after its first failed trial: the error names no "
+        "tuned parameter, so every trial would repeat it.",
+        err=True,
+    )
+    say("0 trials completed, 1 failed; next: fix the error, then run the same command again")
+    raise SystemExit(1)
 
 
 def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:

@@ -33,6 +33,7 @@ class SweepFailures(Callback):
         self.started = 0.0
         self.jobs: list[tuple[Path | None, bool]] = []  # per job of this process: folder, ok
         self.total: int | None = None  # jobs in the sweep, when the basic sweeper runs it
+        self.study: Any = None  # the tuning study this sweep runs, if any
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Remember when the sweep started (results older than that are not this sweep's).
@@ -46,7 +47,7 @@ class SweepFailures(Callback):
         self.total = count_jobs(config)
         ACTIVE = self
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
-        prepare_study(config)
+        self.study = prepare_study(config)
 
     def completed_so_far(self) -> int:
         """Jobs of this process that completed (on disk) until now."""
@@ -75,9 +76,29 @@ class SweepFailures(Callback):
             lines += [f"  {name}: {reason}  ({path})" for name, reason, path in failed]
             print("\n".join(lines), file=sys.stderr, flush=True)  # Hydra's own log shows no more
         completed = outcomes.count("completed")
+        if (line := study_summary(config)) is not None:
+            print(line, flush=True)
         print(closing_line(completed, len(outcomes), n_failed, sweep_dir, busy), flush=True)
         if failed or n_failed:
             raise SystemExit(1)
+
+
+def study_summary(config: DictConfig) -> str | None:
+    """``[adabench] study S: N trials (K failed), best validation V (trial #n)``, for a study."""
+    sweeper = config.hydra.get("sweeper") or {}
+    if not sweeper.get("storage") or "optuna" not in str(sweeper.get("_target_", "")):
+        return None
+    name = sweeper.get("study_name")
+    study = open_study(str(sweeper.storage), name, sweeper.get("direction"))
+    trials = study.trials
+    failed = sum(t.state.name == "FAIL" for t in trials)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    best = (
+        f"best validation {study.best_value:.4f} (trial #{study.best_trial.number})"
+        if done
+        else "no completed trial"
+    )
+    return f"[adabench] study {name}: {len(trials)} trials ({failed} failed), {best}"
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -148,7 +169,7 @@ WORKER_ENV = "ADABENCH_TUNE_WORKER"  # a worker's index (SLURM: its array index)
 STALE_AFTER_S = 60.0  # a RUNNING trial older than this, with no live run behind it, is dead
 
 
-def prepare_study(config: DictConfig) -> None:
+def prepare_study(config: DictConfig) -> Any:
     """Create or open a tuning study under a file lock, before the sweeper opens it.
 
     - Several workers started on one study (hand-started processes, SLURM array jobs) would
@@ -159,11 +180,13 @@ def prepare_study(config: DictConfig) -> None:
       draws new trials instead of replaying its first ones; each seed is recorded in the
       study's ``sampler_seeds`` attribute.
     - A storage locked by another program ends the command in one line naming the file.
+
+    Returns the study (``None`` when the sweep is not a study).
     """
     sweeper = config.hydra.get("sweeper") or {}
     storage = sweeper.get("storage")
     if not storage or "optuna" not in str(sweeper.get("_target_", "")):
-        return
+        return None
     import fcntl
 
     sweep_dir = Path(config.hydra.sweep.dir)
@@ -173,10 +196,11 @@ def prepare_study(config: DictConfig) -> None:
             study = open_study(str(storage), sweeper.get("study_name"), sweeper.get("direction"))
             fail_stale_trials(study, sweep_dir)
             seed = sampler_seed(study, int(os.environ.get(WORKER_ENV, "0") or 0))
+            done = len(study.trials)
         except Exception as err:
             if "locked" not in str(err).lower():
                 raise
-            where = str(storage).removeprefix("sqlite:///").split("?")[0]
+            where = storage_file(str(storage))
             print(
                 f"[adabench] error: the study's storage {where} is locked by another program "
                 f"({type(err).__name__}); close what holds it (an open sqlite3 shell, a "
@@ -186,12 +210,29 @@ def prepare_study(config: DictConfig) -> None:
             )
             raise SystemExit(1) from None
     os.environ[SEED_ENV] = str(seed)
+    state = f"{done} trial(s) so far" if done else "new"
+    print(
+        f"[adabench] study {study.study_name}: {state}, sampler seed {seed}; "
+        f"storage {storage_file(str(storage))}",
+        flush=True,
+    )
+    return study
+
+
+def storage_file(storage: str) -> str:
+    """A SQLite storage URL's file (other URLs as they are)."""
+    return (
+        storage.removeprefix("sqlite:///").split("?")[0]
+        if storage.startswith("sqlite")
+        else storage
+    )
 
 
 def open_study(storage: str, name: str | None, direction: str | None) -> Any:
     """The study (created when new), maximising unless told otherwise."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # adabench says what matters in one line
     return optuna.create_study(
         storage=storage,
         study_name=name,
@@ -215,7 +256,9 @@ def sampler_seed(study: Any, worker: int) -> int:
     return seed
 
 
-def fail_stale_trials(study: Any, sweep_dir: Path, min_age_s: float = STALE_AFTER_S) -> int:
+def fail_stale_trials(
+    study: Any, sweep_dir: Path, min_age_s: float = STALE_AFTER_S, quiet: bool = False
+) -> int:
     """Mark failed the ``RUNNING`` trials that no live process runs; returns how many.
 
     A live trial's run holds its folder's lock (:class:`adabench.record.FolderClaim`), so the
@@ -241,13 +284,25 @@ def fail_stale_trials(study: Any, sweep_dir: Path, min_age_s: float = STALE_AFTE
             study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
         else:
             set_state(trial._trial_id, TrialState.FAIL)
-    if stale:
+    if stale and not quiet:
         print(
             f"[adabench] {len(stale)} trial(s) left running by a process that ended "
             f"({', '.join(f'#{t.number}' for t in stale)}) marked failed.",
             flush=True,
         )
     return len(stale)
+
+
+def fail_finished_trials(sweep_dir: Path | None) -> str | None:
+    """Mark failed the running trials of this process's study whose runs ended; its name.
+
+    Called when a study is stopped from inside a trial: that trial's run has ended (its
+    folder is free), so it is not left ``RUNNING``.
+    """
+    if ACTIVE is None or ACTIVE.study is None or sweep_dir is None:
+        return None
+    fail_stale_trials(ACTIVE.study, sweep_dir, min_age_s=0, quiet=True)
+    return str(ACTIVE.study.study_name)
 
 
 def held_folders(sweep_dir: Path) -> int:

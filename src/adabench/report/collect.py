@@ -12,10 +12,18 @@ from adabench.metrics import METRICS
 from adabench.record import running_status
 from adabench.report.tasks import label_variants, task_label
 
-__all__ = ["METRIC_KEYS", "TIME_KEYS", "collect_runs", "dataset_label", "display_path"]
+__all__ = [
+    "METRIC_KEYS",
+    "TIME_KEYS",
+    "VALIDATION_KEYS",
+    "collect_runs",
+    "dataset_label",
+    "display_path",
+]
 
 METRIC_KEYS = tuple(METRICS)
 TIME_KEYS = ("setup_s", "train_s", "embed_s", "score_s", "total_s")
+VALIDATION_KEYS = tuple(f"val_{k}" for k in METRIC_KEYS)
 
 
 def dataset_label(record: dict) -> str:
@@ -73,6 +81,8 @@ def collect_runs(
             metrics = rec.get("metrics") or {}
             times = rec.get("times") or {}
             row.update({k: metrics.get(k) for k in METRIC_KEYS})
+            validation = rec.get("validation") or {}  # what a tuner chose by: shown beside test
+            row.update({f"val_{k}": validation.get(k) for k in METRIC_KEYS})
             row.update({k: times.get(k) for k in TIME_KEYS})
             rows.append(row)
             records.append(rec)

@@ -65,6 +65,7 @@ class GroupStats:
     ci_high: float
     median_train_s: float
     baseline: bool = False
+    val_median: float = math.nan  # the same metric on the validation parts (what tuning saw)
 
 
 def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
@@ -79,6 +80,7 @@ def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
         q1, q3 = np.percentile(x, [25, 75])
         lo, hi = bootstrap_median_ci(x)
         train = [r["train_s"] for r in rs if r.get("train_s") is not None]
+        val = [r[f"val_{metric}"] for r in rs if r.get(f"val_{metric}") is not None]
         out.append(
             GroupStats(
                 ds,
@@ -92,6 +94,7 @@ def summarize(rows: Sequence[dict], metric: str = "auroc") -> list[GroupStats]:
                 hi,
                 float(np.median(train)) if train else math.nan,
                 any(r.get("baseline") for r in rs),
+                float(np.median(val)) if val else math.nan,
             )
         )
     return out

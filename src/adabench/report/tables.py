@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adabench.files import atomic_write
-from adabench.report.collect import METRIC_KEYS, TIME_KEYS
+from adabench.report.collect import METRIC_KEYS, TIME_KEYS, VALIDATION_KEYS
 from adabench.report.stats import GroupStats, PairedTest, fmt
 from adabench.report.task_table import PAIR_MATRIX_NOTE
 
@@ -25,7 +25,9 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
         "seed",
         "status",
         *METRIC_KEYS,
+        *VALIDATION_KEYS,
         *TIME_KEYS,
+        "variant",
         "config_hash",
         "run_dir",
         "error",
@@ -47,6 +49,7 @@ def summary_tables(
             f"{s.loss} (no training)" if s.baseline else s.loss,
             str(s.n),
             fmt(s.median),
+            fmt(s.val_median),
             f"{fmt(s.mean)} ± {fmt(s.std)}",
             fmt(s.iqr),
             f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]",
@@ -83,6 +86,7 @@ def summary_tables(
                 "loss",
                 "n",
                 f"median {metric}",
+                "median validation",
                 "mean ± std",
                 "IQR",
                 "95% CI of median",

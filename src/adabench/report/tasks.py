@@ -8,6 +8,7 @@ what differs, e.g. ``arcface (loss.scale=16.0)``. Pairing is by seed within a ta
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -69,12 +70,34 @@ def label_variants(rows: list[dict[str, Any]], configs: Sequence[Mapping[str, An
         differing = [k for k in keys if len({f.get(k) for f in flat}) > 1]
         if not differing:
             continue
-        names = set()
+        names: dict[str, str] = {}
         for i, f in zip(idx, flat, strict=True):
-            rows[i]["loss"] = f"{loss} ({', '.join(f'{k}={f.get(k)}' for k in differing)})"
-            names.add(rows[i]["loss"])
+            full = ", ".join(f"{k}={f.get(k)}" for k in differing)
+            rows[i]["variant"] = full
+            rows[i]["loss"] = variant_name(str(loss), full)
+            names[rows[i]["loss"]] = full
+        shown = "; ".join(
+            name if name.endswith(f"({full})") else f"{name} = {full}"
+            for name, full in sorted(names.items())
+        )
         notes.append(
             f"{task}: runs named {loss} differ in {', '.join(differing)}, so they are reported "
-            f"as {len(names)} rows: {'; '.join(sorted(names))}."
+            f"as {len(names)} rows: {shown}."
         )
     return notes
+
+
+SHORT_AFTER = 48  # longer row names (a study's tuned floats) get a short name; see results.csv
+
+
+def variant_name(loss: str, full: str) -> str:
+    """``loss (key=value, …)``, or ``loss @a1b2`` when that would not fit a table's column.
+
+    A study's trials differ in every tuned float: their full names would squeeze the metric
+    columns of a terminal to nothing. The short name is a stable hash of the values; the full
+    parameters are in results.csv's ``variant`` column and the report's notes.
+    """
+    name = f"{loss} ({full})"
+    if len(name) <= SHORT_AFTER:
+        return name
+    return f"{loss} @{hashlib.sha256(full.encode()).hexdigest()[:4]}"
