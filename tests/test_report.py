@@ -421,3 +421,33 @@ def test_a_studys_rows_get_short_names_and_keep_their_parameters():
     short = [{"task": "t", "loss": "softmax", "status": "completed"} for _ in range(2)]
     label_variants(short, [{"seed_x": 1}, {"seed_x": 2}])
     assert [r["loss"] for r in short] == ["softmax (seed_x=1)", "softmax (seed_x=2)"]  # fits
+
+
+def test_a_task_at_the_ceiling_is_said_and_its_tests_are_skipped(tmp_path):
+    import numpy as np
+
+    from adabench.files import write_json
+    from adabench.report import report
+
+    for loss in ("arcface", "softmax", "baseline_pixels"):
+        for seed in range(3):
+            run = tmp_path / f"{loss}-{seed}"
+            write_json(
+                run / "metrics.json",
+                {
+                    "status": "completed",
+                    "loss": loss,
+                    "dataset": "digits",
+                    "seed": seed,
+                    "baseline": "pixels" if loss.startswith("baseline") else None,
+                    "data": {"normal": ["1"], "abnormal": ["7"]},
+                    "config": {},
+                    "config_hash": f"{loss}{seed}",
+                    "metrics": {"auroc": 1.0},
+                },
+            )
+            np.savez(run / "scores.npz", score=np.array([0.1, 0.2, 5.0]), is_abnormal=[0, 0, 1])
+    out = report([tmp_path], tmp_path / "report", plots=False, quiet=True)
+    assert out["tests"] == [] and out["pairs"] == []  # nothing a test could tell apart
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "digits: 1 vs 7: every run scores auroc = 1.0000, the metric's ceiling" in summary

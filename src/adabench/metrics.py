@@ -99,6 +99,14 @@ register(Metric("test_loss", False, None, bounds=None))
 register(Metric("knn_accuracy", True, None))
 
 
+def ceiling(name: str) -> float | None:
+    """The best value the metric ``name`` can take (AUROC 1, FPR@95 0), ``None`` when unbounded."""
+    metric = METRICS.get(name)
+    if metric is None or metric.bounds is None:
+        return None
+    return metric.bounds[1] if metric.higher_is_better else metric.bounds[0]
+
+
 def higher_is_better(name: str) -> bool:
     """Direction of the metric ``name`` (unknown names count as higher-is-better)."""
     metric = METRICS.get(name)

@@ -31,10 +31,12 @@ from adabench.report.stats import (
     baseline_findings,
     better,
     bootstrap_median_ci,
+    ceiling_notes,
     choose_baselines,
     paired_notes,
     paired_tests,
     summarize,
+    tasks_at_ceiling,
 )
 from adabench.report.tables import (
     cross_task_table,
@@ -138,7 +140,9 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     stats = summarize(rows, metric)
     chosen = choose_baselines(stats, baseline, metric)
-    tests = paired_tests(rows, baseline, metric, chosen)
+    at_ceiling = tasks_at_ceiling(rows, metric)
+    tested = [r for r in rows if (r.get("task") or r["dataset"]) not in at_ceiling]
+    tests = paired_tests(tested, baseline, metric, chosen)
     failures = [r for r in rows if r["status"] != "completed"]
     tables = summary_tables(stats, tests, failures, metric)
     ran = {
@@ -148,11 +152,15 @@ def report(
     }
     tables["audit"] = audit_lines(corrections, fixed=fix)
     tables["unchecked"] = audit_notes
-    tables["findings"] = metric_notes(rows, metric, auto) + baseline_findings(stats, metric, ran)
+    tables["findings"] = (
+        ceiling_notes(at_ceiling, metric)
+        + metric_notes(rows, metric, auto)
+        + baseline_findings(stats, metric, ran)
+    )
     tables["one_vs_rest"] = one_vs_rest_table(rows, metric)
     tables["paired_notes"] = paired_notes(chosen, stats, baseline)
     tables["variants"] = variant_notes
-    pairs = pairs_in_tasks(rows, metric)
+    pairs = pairs_in_tasks(tested, metric)
     tables["pairs"] = pairs_table(pairs)
     tables["task_matrix"] = task_matrix(stats, metric)
     tables["delong"] = (
@@ -165,9 +173,9 @@ def report(
             "significantly worse",
             "median p",
         ],
-        delong_against_baselines(rows, chosen),
+        delong_against_baselines(tested, chosen),
     )
-    verdict, ranked = cross_task(rows, metric, rope)
+    verdict, ranked = cross_task(tested, metric, rope)
     tables["verdict"] = verdict.verdict
     tables["cross_task"] = cross_task_table(verdict)
     tables["pair_matrix"] = pair_matrix(verdict)

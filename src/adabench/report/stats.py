@@ -249,3 +249,33 @@ def baseline_findings(
             elif trained:
                 lines.append(f"{ds}: every trained loss's median beats {b.loss} ({fmt(b.median)}).")
     return lines
+
+
+def tasks_at_ceiling(rows: Sequence[dict], metric: str) -> list[str]:
+    """Tasks whose every completed run scores the metric's best value (AUROC 1.0).
+
+    Their rows cannot be told apart: a paired test or a verdict there can only say "tied",
+    so the report says so and leaves them out of the tests.
+    """
+    from adabench.metrics import ceiling
+
+    best = ceiling(metric)
+    if best is None:
+        return []
+    values: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "completed" and r.get(metric) is not None:
+            values[r.get("task") or r["dataset"]].append(float(r[metric]))
+    return sorted(t for t, v in values.items() if v and all(x == best for x in v))
+
+
+def ceiling_notes(tasks: Sequence[str], metric: str) -> list[str]:
+    """One sentence per task at the ceiling: why its tests are skipped, and what to do."""
+    from adabench.metrics import ceiling
+
+    return [
+        f"{task}: every run scores {metric} = {ceiling(metric):.4f}, the metric's ceiling, so "
+        "the rows cannot be told apart here; its paired tests and verdict are skipped. A "
+        "harder task (other classes, fewer training images) can show a difference."
+        for task in tasks
+    ]
