@@ -1,20 +1,10 @@
-"""Console scripts: ``adabench-train`` (what ``train.py`` does) and ``adabench report``."""
+"""Console scripts: ``adabench-train`` (what ``train.py`` does) and ``adabench <command>``."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from adabench.config import config_dir
 
-
-def config_dir() -> str:
-    """The config folder: ``$ADABENCH_CONFIG_DIR``, else ``./conf``, else the packaged copy."""
-    env = os.environ.get("ADABENCH_CONFIG_DIR")
-    if env:
-        return str(Path(env).resolve())
-    local = Path.cwd() / "conf" / "train.yaml"
-    if local.exists():
-        return str(local.parent.resolve())
-    return str(Path(__file__).resolve().parent / "conf")
+__all__ = ["config_dir", "export_main", "main", "predict_main", "train"]
 
 
 def train() -> None:
@@ -34,17 +24,110 @@ def train() -> None:
     main()
 
 
+USAGE = """usage: adabench <command> ...
+
+  report SWEEP...            tables, statistics and plots of the runs of sweeps
+  export RUN_DIR [--out D]   a trained run's detector: embedder, memory bank, thresholds
+  predict DETECTOR PATH...   score images (files or folders) with an exported detector
+  example-data DEST          write a generated OK/NG tree (textures with drawn defects)
+
+training: adabench-train or python train.py (adabench <command> --help for each)"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``adabench``: ``adabench report <sweep dir>…``."""
+    """Entry point of ``adabench``: ``report``, ``export``, ``predict``, ``example-data``."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "report":
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "report":
         from adabench.report import main as report_main
 
-        return report_main(args[1:])
-    print(
-        "usage: adabench report <sweep dir>... [--baseline softmax] [--metric auroc] [--wandb]\n"
-        "       (training: adabench-train or python train.py)"
+        return report_main(rest)
+    if command == "export":
+        return export_main(rest)
+    if command == "predict":
+        return predict_main(rest)
+    if command == "example-data":
+        from adabench.data.inspection import main as example_main
+
+        return example_main(rest)
+    print(USAGE)
+    return 0 if command in ("-h", "--help") else 2
+
+
+def export_main(argv: list[str]) -> int:
+    """``adabench export RUN_DIR [--out DIR]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="adabench export",
+        description="Write a trained run's detector folder: the embedder (state dict, "
+        "TorchScript, ONNX when onnx is installed), the normal memory bank (FAISS), the "
+        "preprocessing and thresholds chosen on validation. The run needs save_weights=true.",
     )
-    return 0 if args and args[0] in ("-h", "--help") else 2
+    p.add_argument("run_dir", help="a completed run's folder (with model.pt)")
+    p.add_argument("--out", default=None, help="detector folder (default: RUN_DIR/detector)")
+    args = p.parse_args(argv)
+    from adabench.detector import export_run
+    from adabench.errors import ConfigError, DataError
+    from adabench.resolvers import register
+
+    register()
+    try:
+        out = export_run(args.run_dir, args.out)
+    except (ConfigError, DataError, FileNotFoundError) as err:
+        print(f"[adabench] error: {err}", file=sys_stderr())
+        return 1
+    print(f"[adabench] detector written to {out}; next: adabench predict {out} IMAGES...")
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    """``adabench predict DETECTOR PATHS... [--out predictions.csv]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="adabench predict",
+        description="Score images with an exported detector: per image its anomaly score, "
+        "whether it is anomalous at each threshold (chosen on validation) and its nearest "
+        "normal training image. Exit code 1 when a file could not be read.",
+    )
+    p.add_argument("detector", help="a folder written by adabench export (or save_detector=true)")
+    p.add_argument("paths", nargs="+", help="image files and folders (read recursively)")
+    p.add_argument("--out", default="predictions.csv", help="CSV to write (predictions.csv)")
+    p.add_argument("--batch-size", type=int, default=256, help="images decoded per batch")
+    args = p.parse_args(argv)
+    from pathlib import Path
+
+    from adabench.detector import Detector, image_files, predict, write_predictions
+    from adabench.errors import DataError
+
+    try:
+        detector = Detector.load(args.detector)
+    except DataError as err:
+        print(f"[adabench] error: {err}", file=sys_stderr())
+        return 2
+    files, missing = image_files(args.paths)
+    rows, bad = predict(detector, files, args.batch_size)
+    write_predictions(rows, Path(args.out))
+    for path, reason in missing + bad:
+        print(f"[adabench] unreadable, skipped: {path} ({reason})", file=sys_stderr())
+    flagged = sum(r.get("anomalous_at_fpr", 0) for r in rows)
+    print(
+        f"[adabench] {len(rows)} image(s) scored, {flagged} anomalous at the "
+        f"{detector.spec['thresholds']['target_fpr']:.0%}-FPR threshold, "
+        f"{len(missing) + len(bad)} unreadable; wrote {args.out}"
+    )
+    return 1 if missing or bad else 0
+
+
+def sys_stderr():  # noqa: ANN201 - the stream errors go to
+    """``sys.stderr`` (looked up when used, so tests can capture it)."""
+    import sys
+
+    return sys.stderr
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -281,3 +282,16 @@ def check_required(cfg: DictConfig) -> None:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required and not set; "
             f"add {'it' if len(missing) == 1 else 'them'} to the command, e.g. {example}"
         )
+
+
+def config_dir() -> str:
+    """The config folder: ``$ADABENCH_CONFIG_DIR``, else ``./conf``, else the packaged copy."""
+    from pathlib import Path
+
+    env = os.environ.get("ADABENCH_CONFIG_DIR")
+    if env:
+        return str(Path(env).resolve())
+    local = Path.cwd() / "conf" / "train.yaml"
+    if local.exists():
+        return str(local.parent.resolve())
+    return str(Path(__file__).resolve().parent / "conf")

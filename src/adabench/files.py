@@ -19,7 +19,16 @@ SPLIT_FILE = "split.json"  # one per run: which images (pool rows, file names) w
 EMBEDDINGS_FILE = "embeddings.npz"  # with save_embeddings=true: what was scored, with labels
 WEIGHTS_FILE = "model.pt"  # with save_weights=true: the trained state dict
 CSV_DIR = "csv"  # Lightning's CSV logger: per-step metrics
-RUN_OUTPUTS = (RESULT_FILE, SCORES_FILE, SPLIT_FILE, EMBEDDINGS_FILE, WEIGHTS_FILE, CSV_DIR)
+DETECTOR_DIR = "detector"  # with save_detector=true: what adabench predict reads
+RUN_OUTPUTS = (
+    RESULT_FILE,
+    SCORES_FILE,
+    SPLIT_FILE,
+    EMBEDDINGS_FILE,
+    WEIGHTS_FILE,
+    CSV_DIR,
+    DETECTOR_DIR,
+)
 SUPERSEDED_DIR = "superseded"  # results of another config that ran in the same folder before
 
 

@@ -36,6 +36,7 @@ RESULT_NEUTRAL_KEYS = (
     "eval_batch_size",
     "save_weights",
     "save_embeddings",
+    "save_detector",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",

@@ -33,7 +33,7 @@ def config_groups() -> str:
     """
     from pathlib import Path
 
-    from adabench.cli import config_dir
+    from adabench.config import config_dir
 
     root = Path(config_dir())
     lines = []

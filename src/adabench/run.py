@@ -19,6 +19,7 @@ from adabench.config import check_required, check_values
 from adabench.console import report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
 from adabench.files import (
+    DETECTOR_DIR,
     EMBEDDINGS_FILE,
     RESULT_FILE,
     SCORES_FILE,
@@ -271,6 +272,11 @@ def _run(
         log_scores(logger, result.scores)
     if result.writer and cfg.get("save_weights"):
         atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: torch.save(built.module.state_dict(), tmp))
+    if result.writer and cfg.get("save_detector"):
+        from adabench.detector import export_built
+
+        record = {"run_name": cfg.get("run_name"), "validation": result.facts.get("validation")}
+        export_built(built, cfg, run_dir / DETECTOR_DIR, record)
     return logger, result
 
 

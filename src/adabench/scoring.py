@@ -93,9 +93,15 @@ class KNNScorer(Scorer):
         self._index = build_index(self._base, self.distance, **self.index_options)
 
     def _score(self, query: np.ndarray) -> np.ndarray:
-        q = prepare(query, self.distance)
-        dist, _ = search_index(self._index, self._base, q, self.k, self.distance)
-        return dist.mean(axis=1)
+        return self.search(query)[0]
+
+    def search(self, query: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores, row of each query's nearest normal embedding, its distance), float64."""
+        if not self.fitted_on:
+            raise RuntimeError("KNNScorer.search() called before fit().")
+        q = prepare(as_array(query), self.distance)
+        dist, idx = search_index(self._index, self._base, q, self.k, self.distance)
+        return dist.mean(axis=1), idx[:, 0], dist[:, 0]
 
 
 class LOFScorer(Scorer):

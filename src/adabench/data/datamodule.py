@@ -20,7 +20,8 @@ from adabench.data.folder import UnreadableImages
 from adabench.data.images import ImagePool, align_classes, channel_stats
 from adabench.data.pools import cache_key, load_pool
 from adabench.data.protocols import Anomaly, Protocol
-from adabench.data.sources import build_source, data_fingerprint
+from adabench.data.reference import external_name, reference_source, with_reference
+from adabench.data.sources import ImageSource, build_source, data_fingerprint
 from adabench.data.splits import Split, SplitCounts, training_labels
 from adabench.data.validation import validation_images
 
@@ -60,6 +61,9 @@ class AnomalyDataModule(L.LightningDataModule):
         check_types(SplitCounts, counts, "dataset")  # a bad count fails before any decoding
         self.protocol = protocol if protocol is not None else Anomaly(validation=False)
         self.source = build_source(self.cfg)
+        self.reference = self._external_reference()
+        if self.reference is not None:  # its classes are all the reference there is
+            self.cfg["reference"] = None
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.eval_batch_size, self.cache_dir = int(eval_batch_size), cache_dir
         self.split: Split | None = None
@@ -71,6 +75,17 @@ class AnomalyDataModule(L.LightningDataModule):
         self._pixel_stats: tuple[list[float], list[float]] | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _external_reference(self) -> tuple[str, ImageSource] | None:
+        """The other dataset ``dataset.reference`` names, when it names no class of this one."""
+        from adabench.config import config_dir
+
+        spec, conf = self.cfg.get("reference"), config_dir()
+        name = external_name(spec, self.source.class_names(), conf)
+        if name is None:
+            return None
+        self.reference_name = name
+        return reference_source(name, self.cfg, conf)
+
     def _load_pools(self, name: str) -> tuple[ImagePool, ImagePool]:
         """The train and test pools; unreadable images of both are named in one error."""
         pools, unreadable = [], []
@@ -82,6 +97,10 @@ class AnomalyDataModule(L.LightningDataModule):
         if unreadable:
             raise UnreadableImages.joined(unreadable)
         train, test = pools
+        if self.reference is not None:  # a reference pool from another dataset
+            name, source = self.reference
+            outside = load_pool("train", source, self.cache_dir, f"ref-{name}")
+            train = with_reference(train, name, outside)
         return train, align_classes(train, test)
 
     def setup(self, stage: str | None = None) -> None:
@@ -198,6 +217,7 @@ class AnomalyDataModule(L.LightningDataModule):
             "skipped_files": len(self.skipped),
             "skipped": list(self.skipped),
             "fingerprint": data_fingerprint(self.source),
+            "reference_pool": getattr(self, "reference_name", None),
             "inputs": self.inputs,
             "augmentation": self.augmentation(),
             "trained_on": "normal images" if self.train_normal_only else "all training images",

@@ -22,7 +22,7 @@ import torch
 from adabench.config import build
 from adabench.data.folder import class_folders, listing_fingerprint, load_image_folder
 from adabench.data.images import ImagePool
-from adabench.errors import DataError
+from adabench.errors import ConfigError, DataError
 
 # dataset keys that describe the split and the images, not the source (read by the DataModule)
 SPLIT_KEYS = frozenset(
@@ -31,6 +31,7 @@ SPLIT_KEYS = frozenset(
         "normal",
         "abnormal",
         "reference",
+        "reference_root",
         "n_reference",
         "n_normal_train",
         "n_test_normal",
@@ -202,9 +203,24 @@ class ImageFolder(ImageSource):
         )
 
 
+LAYOUTS = {"classes": None, "mvtec": "adabench.data.inspection.InspectionFolder"}
+
+
 def build_source(dataset: Mapping[str, Any]) -> ImageSource:
-    """The source of a ``dataset`` config: its ``_target_`` with the keys not in SPLIT_KEYS."""
+    """The source of a ``dataset`` config: its ``_target_`` with the keys not in SPLIT_KEYS.
+
+    ``layout: mvtec`` on a folder dataset reads the MVTec AD tree (train/good, test/good,
+    test/<defects>) with :class:`adabench.data.inspection.InspectionFolder`.
+    """
     spec = {k: v for k, v in dict(dataset).items() if k not in SPLIT_KEYS}
+    layout = spec.pop("layout", "classes")
+    if layout not in LAYOUTS:
+        raise ConfigError(
+            f"dataset.layout must be one of {', '.join(LAYOUTS)}, got {layout!r}, e.g. "
+            "dataset.layout=mvtec for train/good, test/good, test/<defect>."
+        )
+    if LAYOUTS[layout] is not None:
+        spec["_target_"] = LAYOUTS[layout]
     return build(
         spec,
         where="dataset",

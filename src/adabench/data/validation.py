@@ -20,6 +20,7 @@ classes out of training). No design ever touches the test pool.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import torch
@@ -156,10 +157,15 @@ class FewShotAbnormal(ValidationDesign):
     ) -> Split:
         rng = _rng(seed)
         rows = np.flatnonzero(np.isin(train_labels, split.abnormal_classes))
-        if len(rows) == 0:
-            raise ConfigError(
-                "validation=few_shot needs abnormal-class images in the training pool."
+        if len(rows) == 0:  # an OK/NG tree without val/ defects: no known anomaly to look at
+            warnings.warn(
+                "validation=few_shot found no abnormal-class image in the training pool (an "
+                "inspection tree's val/ folder holds them); the validation anomalies are "
+                "synthetic (cut-paste) instead, as validation=synthetic draws them.",
+                stacklevel=2,
             )
+            fallback = SyntheticAnomalies(self.n_normal, self.n_normal, self.max_share)
+            return fallback.draw(split, train_labels, test_labels, seed)
         abnormal = np.sort(rng.permutation(rows)[: self.n_abnormal]).astype(np.int64)
         normal_train, normal = self._hold_out_normal(split, train_labels, rng, self.n_normal)
         parts = ValidationParts(self.name, normal, abnormal, few_shot=True)
