@@ -51,10 +51,13 @@ TRAIN = [(p, c) for p, c in CMDS if c.startswith(("python train.py", "adabench-t
 REPORT = [(p, c) for p, c in CMDS if c.startswith("adabench report")]
 REPORT_BY_MODULE = [(p, c) for p, c in CMDS if c.startswith("python -m adabench.report")]
 SCRIPTS = [(p, c) for p, c in CMDS if c.startswith("python benchmarks/")]
+SUBCOMMANDS = [  # adabench export / predict / example-data: their --help works
+    (p, c) for p, c in CMDS if c.startswith("adabench ") and not c.startswith("adabench report")
+]
 
 
 def test_every_command_is_of_a_kind_this_file_checks():
-    known = len(TRAIN) + len(REPORT) + len(REPORT_BY_MODULE) + len(SCRIPTS)
+    known = len(TRAIN) + len(REPORT) + len(REPORT_BY_MODULE) + len(SCRIPTS) + len(SUBCOMMANDS)
     skipped = [c for _, c in CMDS if c.startswith(SKIP)]
     assert known + len(skipped) == len(CMDS), [c for _, c in CMDS]
     assert len(TRAIN) >= 10 and REPORT and SCRIPTS
@@ -116,6 +119,13 @@ def test_report_commands_run(page, command, smoke_sweep, tmp_path):
         env={"WANDB_MODE": "offline", "PATH": str(exe.parent), "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, f"{page}: {command}\n{proc.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("command", sorted({_strip_comment(c)[1] for _, c in SUBCOMMANDS}))
+def test_adabench_subcommands_named_in_docs_answer_help(command):
+    exe = Path(sys.executable).with_name("adabench")
+    proc = subprocess.run([str(exe), command, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and f"adabench {command}" in proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("script", sorted({_strip_comment(c)[1] for _, c in SCRIPTS}))

@@ -214,3 +214,17 @@ def test_export_refuses_a_run_without_weights(trained, tmp_path):
     (copy / "metrics.json").write_bytes((run / "metrics.json").read_bytes())
     with pytest.raises(DataError, match="save_weights=true"):
         export_run(copy)
+
+
+def test_a_no_training_row_exports_and_predicts_its_own_scores(trained, tmp_path):
+    root, _, _ = trained
+    run = tmp_path / "pixels"
+    train_inspection(run, root, "loss=baseline_pixels")
+    detector = export_run(run)  # nothing trained: no weights needed
+    proc = predicted(detector, [root / "test"], tmp_path / "p.csv")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["path"]: float(r["score"]) for r in csv.DictReader((tmp_path / "p.csv").open())}
+    parts = json.loads((run / "split.json").read_text())["parts"]
+    order = parts["test_normal"]["ids"] + parts["test_abnormal"]["ids"]
+    mine = np.array([rows[str(root / i)] for i in order])
+    np.testing.assert_allclose(mine, np.load(run / "scores.npz")["score"], rtol=0, atol=1e-6)

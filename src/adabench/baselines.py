@@ -69,7 +69,7 @@ class FeatureBaseline(Baseline):
 def pixel_vectors(images: Tensor) -> Tensor:
     """``[N, C·H·W]`` float32 pixel values in [0, 1] of uint8 (or [0, 1] float) images."""
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    return x.reshape(len(x), -1)
+    return x.flatten(1)  # trace-safe (an exported detector takes any batch size)
 
 
 @torch.inference_mode()

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adabench.errors import ConfigError, DataError
+from adabench.errors import DataError
 from adabench.files import RESULT_FILE, WEIGHTS_FILE, atomic_write, load_result, write_json
 
 DETECTOR_FILE = "detector.json"
@@ -84,42 +84,64 @@ def _rates(threshold: float, normal: np.ndarray, abnormal: np.ndarray) -> dict[s
 
 
 # ---------------------------------------------------------------------- export
-def export_built(built: Any, cfg: Any, out: str | Path, record: dict | None = None) -> Path:
-    """Write the detector of a trained run's objects (:class:`adabench.build.BuiltRun`).
+class PixelVectors(torch.nn.Module):
+    """The raw-pixel row's "embedder": every image as its pixel values in [0, 1]."""
 
-    The normal and validation embeddings are computed exactly as the run's evaluation computes
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from adabench.baselines import pixel_vectors
+
+        return pixel_vectors(images)
+
+
+class FeatureVectors(torch.nn.Module):
+    """The features row's "embedder": the backbone's pooled features, no neck."""
+
+    def __init__(self, embedder: torch.nn.Module) -> None:
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embedder.features(images)
+
+
+def image_model(built: Any) -> torch.nn.Module:
+    """What turns a run's uint8 images into the vectors it scores (for TorchScript / ONNX)."""
+    if built.module is not None:
+        return built.embedder
+    return PixelVectors() if built.baseline.kind == "pixels" else FeatureVectors(built.embedder)
+
+
+def run_vectors(built: Any, images: torch.Tensor) -> torch.Tensor:
+    """The vectors of the DataModule's ``images`` exactly as the run's evaluation made them."""
+    batches = built.dm.eval_batches(images)
+    if built.module is not None:
+        return built.module.embed(batches)  # eval mode, the evaluation's batches
+    return built.baseline.vectors(built.embedder, batches, built.dm.inputs == "trunk")
+
+
+def export_built(built: Any, cfg: Any, out: str | Path, record: dict | None = None) -> Path:
+    """Write the detector of a run's objects (:class:`adabench.build.BuiltRun`), trained or not.
+
+    The normal and validation vectors are computed exactly as the run's evaluation computes
     them, so the memory bank is the one the run scored its test images against.
     """
     from adabench.build import scorer_factory
 
-    if built.module is None:
-        raise ConfigError(
-            f"loss={cfg.loss.name} trains nothing and has no embedder to export; export a "
-            "trained row (a loss), or use its k-NN on pixels or features directly."
-        )
-    module, dm = built.module, built.dm
-    embed = module.embed  # eval mode, batches as the evaluation makes them
-    train = embed(dm.eval_batches(dm.train_images))
-    normal = train[dm.train_is_normal].numpy()
+    dm = built.dm
     if dm.split.validation is None or len(dm.val_images) == 0:
         raise DataError(
             "This run has no validation parts, so no threshold can be chosen without looking at "
             "test images; run it with validation on (protocol.validation=true)."
         )
+    normal = run_vectors(built, dm.train_images)[dm.train_is_normal].numpy()
     scorer = scorer_factory(cfg)().fit(normal)
-    val_scores = scorer.score(embed(dm.eval_batches(dm.val_images)))
+    val_scores = scorer.score(run_vectors(built, dm.val_images))
     thresholds = choose_thresholds(val_scores, dm.val_is_abnormal.numpy())
     rows = dm.split.train_indices()[dm.train_is_normal.numpy()]
     ids = dm.pool_ids.get("train")
     normal_ids = [ids[r] if ids else f"train:{r}" for r in rows.tolist()]
     return write_detector(
-        Path(out),
-        built.embedder,
-        normal,
-        normal_ids,
-        cfg,
-        thresholds,
-        record or {},
+        Path(out), image_model(built), normal, normal_ids, cfg, thresholds, record or {}
     )
 
 
@@ -164,8 +186,7 @@ def write_detector(
                 "channels": channels,
                 "decode": "adabench.data.folder.decode_image: PIL, JPEG draft, 16-bit scaled, "
                 "alpha dropped, converted to L or RGB, bilinear resize to image_size",
-                "mean": embedder.mean.flatten().tolist(),
-                "std": embedder.std.flatten().tolist(),
+                "normalisation": "inside the embedder (mean, std of its buffers)",
             },
             "scorer": {"k": int(cfg.scorer.k), "distance": distance},
             "eval_batch_size": int(cfg.get("eval_batch_size") or 512),
@@ -192,7 +213,8 @@ def _write_torchscript(embedder: torch.nn.Module, example: torch.Tensor, out: Pa
         traced = torch.jit.trace(embedder, example, check_trace=False)
         atomic_write(out / "embedder.ts", lambda p: traced.save(str(p)))
         loaded = _load_torchscript(out / "embedder.ts")
-        diff = float((loaded(example) - embedder(example)).abs().max())
+        other = example[:3]  # another batch size than the traced one: nothing baked in
+        diff = float((loaded(other) - embedder(other)).abs().max())
     _check("TorchScript", diff)
     return diff
 
@@ -220,9 +242,10 @@ def _write_onnx(embedder: torch.nn.Module, example: torch.Tensor, out: Path) -> 
     session = onnxruntime.InferenceSession(
         str(out / "embedder.onnx"), providers=["CPUExecutionProvider"]
     )
-    got = session.run(None, {"images": example.numpy()})[0]
+    other = example[:3]
+    got = session.run(None, {"images": other.numpy()})[0]
     with torch.no_grad():
-        diff = float(np.abs(got - embedder(example).numpy()).max())
+        diff = float(np.abs(got - embedder(other).numpy()).max())
     _check("ONNX", diff)
     return diff
 
@@ -248,14 +271,16 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     record = load_result(run_dir / RESULT_FILE)
     if record.get("status") != "completed":
         raise DataError(f"{run_dir} holds no completed run (status: {record.get('status')}).")
-    if not (run_dir / WEIGHTS_FILE).exists():
+    trained = not str(record.get("loss", "")).startswith("baseline_")
+    if trained and not (run_dir / WEIGHTS_FILE).exists():
         raise DataError(
             f"{run_dir} kept no weights ({WEIGHTS_FILE}). Run it again with save_weights=true "
             "(or save_detector=true, which exports at the end of the run)."
         )
     cfg = OmegaConf.create(record["config"])
     built = build_run(cfg)
-    load_saved_weights(built.module, run_dir / WEIGHTS_FILE)
+    if built.module is not None:
+        load_saved_weights(built.module, run_dir / WEIGHTS_FILE)
     return export_built(built, cfg, out or run_dir / "detector", record)
 
 

@@ -83,8 +83,9 @@ class AnomalyDataModule(L.LightningDataModule):
         name = external_name(spec, self.source.class_names(), conf)
         if name is None:
             return None
-        self.reference_name = name
-        return reference_source(name, self.cfg, conf)
+        short, source = reference_source(name, self.cfg, conf)
+        self.reference_name = short
+        return short, source
 
     def _load_pools(self, name: str) -> tuple[ImagePool, ImagePool]:
         """The train and test pools; unreadable images of both are named in one error."""

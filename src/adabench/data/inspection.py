@@ -100,20 +100,27 @@ class InspectionFolder(ImageFolder):
         )
 
 
+REFERENCE_KINDS = ("stripes", "diagonal", "checks", "blobs")
+
+
 def write_inspection_tree(
     root: str | os.PathLike,
     n_good: int = 60,
     n_test_good: int = 20,
     n_test_defect: int = 10,
     n_val_defect: int = 0,
+    n_reference: int = 0,
     size: int = 64,
     seed: int = 0,
 ) -> Path:
-    """Write an MVTec-style tree of textures, with scratches and spots drawn on the defects.
+    """Write an MVTec-style tree of woven textures, with scratches and spots on the defects.
 
-    Every good image is a woven texture (two sine gratings plus noise, its phase drawn at
-    random); a ``scratch`` is a dark line across it, a ``spot`` a bright disc. The same seed
-    writes the same files. Used by the tests and by docs/inspection.md's walk-through.
+    Every good image is the same woven texture (two sine gratings) shifted by a little and
+    with noise, as parts photographed in a fixture; a ``scratch`` is a dark line across it, a
+    ``spot`` a bright disc. With ``n_reference``, ``other_textures/<kind>/`` holds images of
+    four other textures (stripes, diagonal stripes, checks, blobs): a reference pool from
+    elsewhere (``dataset.reference=<root>/other_textures``). The same seed writes the same
+    files. Used by the tests and by docs/inspection.md's walk-through.
 
     Args:
         root: Folder to write (created).
@@ -121,6 +128,7 @@ def write_inspection_tree(
         n_test_good: Good test images.
         n_test_defect: Test images of each defect type.
         n_val_defect: Images of each defect type under ``val/`` (0: no ``val/`` folder).
+        n_reference: Images of each other texture under ``other_textures/`` (0: none).
         size: Image side in pixels.
         seed: Seed of every random choice.
     """
@@ -131,6 +139,8 @@ def write_inspection_tree(
         plan.append((f"test/{defect}", defect, n_test_defect))
         if n_val_defect:
             plan.append((f"val/{defect}", defect, n_val_defect))
+    if n_reference:
+        plan += [(f"other_textures/{kind}", kind, n_reference) for kind in REFERENCE_KINDS]
     for folder, kind, n in plan:
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i in range(n):
@@ -141,9 +151,16 @@ def write_inspection_tree(
 
 def _texture(rng: np.random.Generator, size: int, kind: str) -> Image.Image:
     y, x = np.mgrid[0:size, 0:size] / size
-    phase = rng.uniform(0, 2 * np.pi, 2)
-    base = np.sin(2 * np.pi * 6 * x + phase[0]) + np.sin(2 * np.pi * 6 * y + phase[1])
-    pixels = 128 + 40 * base + rng.normal(0, 12, (size, size))
+    jitter = rng.uniform(-0.3, 0.3, 2)  # a part in its fixture: shifted by a little
+    pattern = {
+        "stripes": lambda: 2 * np.sin(2 * np.pi * 4 * y + jitter[0]),
+        "diagonal": lambda: 2 * np.sin(2 * np.pi * 5 * (x + y) + jitter[0]),
+        "checks": lambda: 2 * np.sign(np.sin(2 * np.pi * 3 * x) * np.sin(2 * np.pi * 3 * y)),
+        "blobs": lambda: _blobs(rng, size),
+    }.get(
+        kind, lambda: np.sin(2 * np.pi * 6 * x + jitter[0]) + np.sin(2 * np.pi * 6 * y + jitter[1])
+    )
+    pixels = 128 + 40 * pattern() + rng.normal(0, 8, (size, size))
     rgb = np.stack([pixels, pixels * 0.9 + 10, pixels * 0.8 + 20], -1)
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
@@ -155,6 +172,12 @@ def _texture(rng: np.random.Generator, size: int, kind: str) -> Image.Image:
         r = size * rng.uniform(0.06, 0.12)
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(250, 240, 200))
     return img
+
+
+def _blobs(rng: np.random.Generator, size: int) -> np.ndarray:
+    coarse = rng.normal(0, 1, (6, 6))
+    up = np.kron(coarse, np.ones((size // 6 + 1, size // 6 + 1)))[:size, :size]
+    return np.clip(up, -2, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,10 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--good", type=int, default=60, help="good training images (default 60)")
     p.add_argument("--val-defects", type=int, default=5, help="val/ images per defect type")
+    p.add_argument(
+        "--reference", type=int, default=50, help="other_textures/ images per texture kind"
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     root = write_inspection_tree(
-        args.dest, n_good=args.good, n_val_defect=args.val_defects, size=args.size, seed=args.seed
+        args.dest,
+        n_good=args.good,
+        n_val_defect=args.val_defects,
+        n_reference=args.reference,
+        size=args.size,
+        seed=args.seed,
     )
-    print(f"wrote {root}: train/good, test/good, test/scratch, test/spot, val/")
+    print(f"wrote {root}: train/good, test/good, test/scratch, test/spot, val/, other_textures/")
     return 0

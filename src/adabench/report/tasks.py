@@ -30,6 +30,8 @@ def task_label(record: Mapping[str, Any], dataset: str) -> str:
     abnormal = "+".join(map(str, data.get("abnormal") or []))
     label = f"{dataset}: {normal} vs {abnormal}"
     config_ref = ((record.get("config") or {}).get("dataset") or {}).get("reference")
+    if data.get("reference_pool"):  # reference classes from another dataset: named by it
+        return f"{label} (ref {data['reference_pool']})"
     if config_ref is not None:  # only when chosen: "all the other classes" is the default
         label += f" (ref {'+'.join(map(str, data.get('reference') or []))})"
     return label
