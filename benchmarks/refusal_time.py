@@ -52,8 +52,8 @@ def main() -> None:
     said: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):  # interleaved: A, B, C, D, A, B, …
-            for name, overrides in CASES.items():
-                seconds, line, code = run(overrides, Path(tmp) / f"{r}-{len(said)}")
+            for i, (name, overrides) in enumerate(CASES.items()):
+                seconds, line, code = run(overrides, Path(tmp) / f"round{r}-case{i}")
                 times[name].append(seconds)
                 said[name] = f"{line[:90]}… (exit {code})"
                 print(f"{name}: {seconds:.2f} s", flush=True)
