@@ -121,6 +121,18 @@ def image_tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch):
+    """What a process keeps between runs starts empty in every test (and is put back after)."""
+    from adabench import files, sweep_callback
+
+    monkeypatch.setenv(sweep_callback.SEED_ENV, "")  # prepare_study sets it: undone at teardown
+    monkeypatch.delenv(sweep_callback.SEED_ENV)
+    monkeypatch.setattr(sweep_callback, "ACTIVE", None)
+    monkeypatch.setattr(sweep_callback, "TAKEN", set())
+    monkeypatch.setattr(files, "_UNWRITABLE", set())
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's dataset cache and W&B files out of the user's home."""
     cache = tmp_path_factory.getbasetemp() / "adabench-cache"

@@ -110,11 +110,22 @@ def test_values_are_checked_before_anything_heavy_loads(override, expected):
     check_values(compose_config())  # the defaults pass
 
 
-def test_checking_values_imports_neither_torch_nor_lightning():
+def test_a_bad_value_is_refused_before_torch_or_lightning_load(tmp_path):
     code = (
-        "import sys; from adabench.run import train; from adabench.context import is_rank_zero;"
-        "assert is_rank_zero();"
-        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from adabench.resolvers import register\n"
+        "from adabench.run import train\n"
+        "register()\n"
+        f"with initialize_config_dir({str(ROOT / 'conf')!r}, version_base='1.3'):\n"
+        "    cfg = compose('train', overrides=['batch_size=0', 'logger=none',"
+        f" 'paths.output_dir={tmp_path}'])\n"
+        "try:\n"
+        "    train(cfg)\n"
+        "    raise SystemExit('batch_size=0 was not refused')\n"
+        "except Exception as err:\n"
+        "    assert type(err).__name__ == 'ConfigError', err\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

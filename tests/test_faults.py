@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,18 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
     FolderClaim(tmp_path).release()  # released: free again (kill -9 releases it too)
 
 
-def test_a_live_running_record_counts_as_taken_where_locks_do_not_work(tmp_path):
+def test_a_live_running_record_counts_as_taken_where_locks_do_not_work(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
     helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    write_json(tmp_path / "metrics.json", {"status": "running", "pid": helper.pid})
+    FolderClaim(tmp_path).release()  # flock works: a free lock wins over a record (pid reuse)
+
+    def no_flock(*args):
+        raise OSError(errno.ENOLCK, "No locks available")  # e.g. a network mount without flock
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
     try:
         write_json(
             tmp_path / "metrics.json",
@@ -176,13 +187,8 @@ def test_a_resumed_study_gets_a_new_sampler_seed_and_dead_trials_fail(tmp_path, 
     assert study.trials[dead.number].state.name == "FAIL"
     prepare_study(study_config(tmp_path))
     assert os.environ[SEED_ENV] == str(1 + 7919 * 2)  # resumed: a seed of its own
-    seeds = (
-        study.user_attrs
-        if False
-        else optuna.load_study(
-            study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}"
-        ).user_attrs["sampler_seeds"]
-    )
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    seeds = optuna.load_study(study_name="s", storage=storage).user_attrs["sampler_seeds"]
     assert [s["seed"] for s in seeds] == [1, 1 + 7919 * 2]
 
 
@@ -403,7 +409,10 @@ def test_ctrl_c_in_a_sweep_says_what_was_interrupted_how_far_and_how_to_resume(t
     pipe = subprocess.PIPE
     cmd = [sys.executable, str(ROOT / "train.py"), *args]
     run = subprocess.Popen(cmd, cwd=tmp_path, stdout=pipe, stderr=pipe, text=True)
+    deadline = time.monotonic() + 240
     while True:  # wait until the long job's run has started (its metrics.json says running)
+        assert time.monotonic() < deadline, "the long job never started"
+        time.sleep(0.2)
         records = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
         if any(
             r["status"] == "running" and r["config"]["trainer"]["max_epochs"] == 1000

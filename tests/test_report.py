@@ -413,7 +413,7 @@ def test_a_studys_rows_get_short_names_and_keep_their_parameters():
     ]
     notes = label_variants(rows, configs)
     names = [r["loss"] for r in rows]
-    assert len(set(names)) == 3 and all(len(n) <= 14 and n.startswith("arcface @") for n in names)
+    assert len(set(names)) == 3 and all(len(n) <= 18 and n.startswith("arcface @") for n in names)
     assert rows[0]["variant"] == "loss.scale=28.645225810361822, optimizer.lr=0.0012520653814999472"
     assert f"{names[0]} = {rows[0]['variant']}" in notes[0]  # the full parameters are said
     best = max(summarize(rows), key=lambda s: s.val_median)  # chosen by validation, shown

@@ -69,6 +69,8 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("run_dir", help="a completed run's folder (with model.pt)")
     p.add_argument("--out", default=None, help="detector folder (default: RUN_DIR/detector)")
     args = p.parse_args(argv)
+    import sys
+
     from adabench.detector import export_run
     from adabench.errors import ConfigError, DataError
     from adabench.resolvers import register
@@ -77,7 +79,7 @@ def export_main(argv: list[str]) -> int:
     try:
         out = export_run(args.run_dir, args.out)
     except (ConfigError, DataError, FileNotFoundError) as err:
-        print(f"[adabench] error: {err}", file=sys_stderr())
+        print(f"[adabench] error: {err}", file=sys.stderr)
         return 1
     print(f"[adabench] detector written to {out}; next: adabench predict {out} IMAGES...")
     return 0
@@ -98,6 +100,7 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("--out", default="predictions.csv", help="CSV to write (predictions.csv)")
     p.add_argument("--batch-size", type=int, default=256, help="images decoded per batch")
     args = p.parse_args(argv)
+    import sys
     from pathlib import Path
 
     from adabench.detector import Detector, image_files, predict, write_predictions
@@ -106,13 +109,13 @@ def predict_main(argv: list[str]) -> int:
     try:
         detector = Detector.load(args.detector)
     except DataError as err:
-        print(f"[adabench] error: {err}", file=sys_stderr())
+        print(f"[adabench] error: {err}", file=sys.stderr)
         return 2
     files, missing = image_files(args.paths)
     rows, bad = predict(detector, files, args.batch_size)
     write_predictions(rows, Path(args.out))
     for path, reason in missing + bad:
-        print(f"[adabench] unreadable, skipped: {path} ({reason})", file=sys_stderr())
+        print(f"[adabench] unreadable, skipped: {path} ({reason})", file=sys.stderr)
     flagged = sum(r.get("anomalous_at_fpr", 0) for r in rows)
     print(
         f"[adabench] {len(rows)} image(s) scored, {flagged} anomalous at the "
@@ -120,13 +123,6 @@ def predict_main(argv: list[str]) -> int:
         f"{len(missing) + len(bad)} unreadable; wrote {args.out}"
     )
     return 1 if missing or bad else 0
-
-
-def sys_stderr():  # noqa: ANN201 - the stream errors go to
-    """``sys.stderr`` (looked up when used, so tests can capture it)."""
-    import sys
-
-    return sys.stderr
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ least the threshold.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adabench.errors import DataError
+from adabench.errors import ConfigError, DataError
 from adabench.files import RESULT_FILE, WEIGHTS_FILE, atomic_write, load_result, write_json
 
 DETECTOR_FILE = "detector.json"
@@ -58,8 +59,9 @@ def choose_thresholds(
         raise DataError("No validation normal images: thresholds cannot be chosen.")
     # the rates change only at the scores: just above each normal score, and at every score
     candidates = np.unique(np.concatenate([scores, np.nextafter(normal, np.inf)]))
-    fpr = 1.0 - np.searchsorted(normal, candidates, "left") / len(normal)
-    at_fpr = float(candidates[np.flatnonzero(fpr <= target_fpr)[0]])
+    false_alarms = len(normal) - np.searchsorted(normal, candidates, "left")  # whole counts
+    allowed = math.floor(target_fpr * len(normal) + 1e-9)  # 5 % of 20 is 1, not 0.99999…
+    at_fpr = float(candidates[np.flatnonzero(false_alarms <= allowed)[0]])
     out: dict[str, Any] = {
         "target_fpr": target_fpr,
         "at_fpr": {"threshold": at_fpr, **_rates(at_fpr, normal, abnormal)},
@@ -67,8 +69,7 @@ def choose_thresholds(
     }
     if len(abnormal):
         tp = len(abnormal) - np.searchsorted(abnormal, candidates, "left")
-        fp = fpr * len(normal)
-        f1 = 2 * tp / np.maximum(2 * tp + fp + (len(abnormal) - tp), 1)
+        f1 = 2 * tp / np.maximum(2 * tp + false_alarms + (len(abnormal) - tp), 1)
         best = float(candidates[np.flatnonzero(f1 == f1.max())[-1]])
         out["best_f1"] = {"threshold": best, **_rates(best, normal, abnormal)}
     return out
@@ -126,7 +127,13 @@ def export_built(built: Any, cfg: Any, out: str | Path, record: dict | None = No
     them, so the memory bank is the one the run scored its test images against.
     """
     from adabench.build import scorer_factory
+    from adabench.scoring import KNNScorer
 
+    if not isinstance(scorer_factory(cfg)(), KNNScorer):
+        raise ConfigError(
+            f"adabench export writes k-NN detectors; this run scored with "
+            f"scorer._target_={cfg.scorer.get('_target_')}. Export a run with scorer=knn."
+        )
     dm = built.dm
     if dm.split.validation is None or len(dm.val_images) == 0:
         raise DataError(
@@ -279,9 +286,28 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         )
     cfg = OmegaConf.create(record["config"])
     built = build_run(cfg)
+    _check_same_split(built.dm, run_dir)
     if built.module is not None:
         load_saved_weights(built.module, run_dir / WEIGHTS_FILE)
     return export_built(built, cfg, out or run_dir / "detector", record)
+
+
+def _check_same_split(dm: Any, run_dir: Path) -> None:
+    """The rebuilt split's normal and validation images must be the run's (its split.json)."""
+    from adabench.files import SPLIT_FILE
+
+    path = run_dir / SPLIT_FILE
+    if not path.exists():
+        return
+    recorded = json.loads(path.read_text(encoding="utf-8"))["parts"]
+    now = dm.split_record()["parts"]
+    for part in ("normal_train", "val_normal", "val_abnormal"):
+        if part in recorded and recorded[part].get("ids") != now.get(part, {}).get("ids"):
+            raise DataError(
+                f"The data under the run's dataset.root changed since {run_dir} ran: its "
+                f"{part} images differ from its {SPLIT_FILE}, so the detector would not be the "
+                "run's. Export from the data the run used."
+            )
 
 
 # ---------------------------------------------------------------------- predict

@@ -126,16 +126,17 @@ def checksum(*arrays: Any) -> str:
 _UNWRITABLE: set[str] = set()  # cache folders already said to be unwritable (one line each)
 
 
-def write_cache(path: Path, write: Callable[[Path], None]) -> bool:
+def write_cache(path: Path, write: Callable[[Path], None], cache: Path | None = None) -> bool:
     """:func:`atomic_write` for a cache file: a full or read-only disk skips it with one warning.
 
     A cache saves time only: the run goes on without it. Returns whether the file was written.
+    ``cache`` is the cache's folder, named in the warning (default: the file's folder).
     """
     try:
         atomic_write(path, write)
         return True
     except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
-        folder = str(Path(path).parent.parent)
+        folder = str(cache or Path(path).parent)
         if folder not in _UNWRITABLE:
             _UNWRITABLE.add(folder)
             from adabench.console import say

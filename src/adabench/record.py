@@ -8,6 +8,7 @@ re-run skip the work (resume).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
@@ -17,6 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import traceback
 from datetime import datetime, timezone
 from importlib import metadata
@@ -135,14 +137,22 @@ class FolderClaim:
         FolderTaken: the folder is held by another process.
     """
 
+    RETRIES = 5  # a probe (fail_stale_trials counting held folders) holds a lock for a moment
+
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
         self._fh = open(self.path, "a+")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            raise FolderTaken(_holder(run_dir)) from None
+        for attempt in range(self.RETRIES):
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    break  # no flock on this file system: ask the record instead
+                if attempt == self.RETRIES - 1:
+                    self._fh.close()
+                    raise FolderTaken(_holder(run_dir)) from None
+                time.sleep(0.1)
         record = read_result(run_dir)
         if (
             record

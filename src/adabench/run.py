@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from adabench.config import check_required, check_values
-from adabench.console import report_failure, route_library_logs, say
+from adabench.console import error_text, report_failure, route_library_logs, say
 from adabench.context import RunContext, is_rank_zero, threads_per_job
 from adabench.files import (
     DETECTOR_DIR,
@@ -96,6 +96,9 @@ def run_job(cfg: DictConfig) -> float:
         if ctx.sweep_dir is None:
             say(f"[adabench] error: {err}; wait for it to end, or use another folder.", err=True)
             raise SystemExit(1) from None
+        from adabench.sweep_callback import TAKEN
+
+        TAKEN.add(run_folder(cfg, ctx))
         say(f"[adabench] {cfg.get('run_name')}: skipped, {err} (its result counts)")
         if ctx.tuning:
             raise TrialFailed(str(err)) from None
@@ -103,7 +106,7 @@ def run_job(cfg: DictConfig) -> float:
     except Exception as err:
         in_sweep = ctx.sweep_dir is not None
         if in_sweep and ctx.tuning and repeats_in_every_trial(err, ctx.tuned_keys):
-            stop_study(err, ctx)
+            stop_study(err, ctx)  # only while no trial has completed
         if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
             raise
         if in_sweep and ctx.tuning:
@@ -132,18 +135,24 @@ def stop_study(err: Exception, ctx: RunContext) -> None:
 
     The trial is marked failed (not left running); the traceback goes to the run's log.
     """
-    from adabench.console import error_text, log_traceback
-    from adabench.sweep_callback import fail_finished_trials
+    from adabench.console import log_traceback
+    from adabench.sweep_callback import ACTIVE, fail_finished_trials
 
+    study = ACTIVE.study if ACTIVE is not None else None
+    if study is None or any(t.state.name == "COMPLETE" for t in study.trials):
+        return  # a study that has run trials before: this one failure is the trial's own
     log_traceback(err)
-    name = fail_finished_trials(ctx.sweep_dir)
+    fail_finished_trials(ctx.sweep_dir)
+    failed = sum(t.state.name == "FAIL" for t in study.trials)
     say(f"[adabench] error: {' '.join(error_text(err).split())}", err=True)
     say(
-        f"[adabench] study {name} stopped after its first failed trial: the error names no "
-        "tuned parameter, so every trial would repeat it.",
+        f"[adabench] study {study.study_name} stopped: no trial has completed, and this error "
+        "names no tuned parameter, so every trial would repeat it.",
         err=True,
     )
-    say("0 trials completed, 1 failed; next: fix the error, then run the same command again")
+    say(
+        f"0 trials completed, {failed} failed; next: fix the error, then run the same command again"
+    )
     raise SystemExit(1)
 
 
@@ -266,18 +275,28 @@ def _run(
             for one in loggers_of(logger):
                 one.log_metrics({f"test/{k}": v for k, v in result.metrics.items()}, step=0)
             log_scores(logger, result.scores)
+        _save_detector(cfg, built, result, run_dir)
         return logger, result
     result = fit_and_evaluate(cfg, built, logger, run_dir)
     if result.writer:
         log_scores(logger, result.scores)
     if result.writer and cfg.get("save_weights"):
         atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: torch.save(built.module.state_dict(), tmp))
-    if result.writer and cfg.get("save_detector"):
-        from adabench.detector import export_built
-
-        record = {"run_name": cfg.get("run_name"), "validation": result.facts.get("validation")}
-        export_built(built, cfg, run_dir / DETECTOR_DIR, record)
+    _save_detector(cfg, built, result, run_dir)
     return logger, result
+
+
+def _save_detector(cfg: DictConfig, built: Any, result: Any, run_dir: Path) -> None:
+    """``save_detector=true``: export the run's detector; a failure is a warning, not the run's."""
+    if not (result.writer and cfg.get("save_detector")):
+        return
+    from adabench.detector import export_built
+
+    record = {"run_name": cfg.get("run_name"), "validation": result.facts.get("validation")}
+    try:
+        export_built(built, cfg, run_dir / DETECTOR_DIR, record)
+    except Exception as err:  # noqa: BLE001 - the run's own result stands
+        say(f"[adabench] warning: save_detector failed ({error_text(err)})", err=True)
 
 
 class OutputsNotWritten(OSError):

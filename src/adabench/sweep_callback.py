@@ -75,6 +75,8 @@ class SweepFailures(Callback):
             lines = [f"[adabench] {len(failed)} job(s) of the sweep failed:"]
             lines += [f"  {name}: {reason}  ({path})" for name, reason, path in failed]
             print("\n".join(lines), file=sys.stderr, flush=True)  # Hydra's own log shows no more
+        global ACTIVE
+        ACTIVE = None
         completed = outcomes.count("completed")
         if (line := study_summary(config)) is not None:
             print(line, flush=True)
@@ -146,6 +148,9 @@ def resume_command(sweep_dir: Path) -> str:
     return shlex.join([*head, *args, f"hydra.sweep.dir={display_path(sweep_dir)}"])
 
 
+TAKEN: set[Path] = set()  # job folders another process held (run.run_job adds them)
+
+
 def outcome_on_disk(folder: Path | None, ok: bool, since: float = 0.0) -> str:
     """``completed``, ``failed`` or ``running`` (by another live process): what a job left.
 
@@ -155,6 +160,7 @@ def outcome_on_disk(folder: Path | None, ok: bool, since: float = 0.0) -> str:
     """
     path = folder / RESULT_FILE if folder is not None else None
     fresh = path is not None and path.exists() and path.stat().st_mtime >= since
+    fresh = fresh or (folder is not None and folder in TAKEN)  # the other process's record
     record = read_result(folder) if fresh else None
     if record is None:
         return "completed" if ok else "failed"
@@ -261,23 +267,21 @@ def fail_stale_trials(
 ) -> int:
     """Mark failed the ``RUNNING`` trials that no live process runs; returns how many.
 
-    A live trial's run holds its folder's lock (:class:`adabench.record.FolderClaim`), so the
-    sweep's held folders count the trials still at work; older ``RUNNING`` trials beyond that
-    count (started over ``min_age_s`` ago: a worker between asking and starting is alive)
-    were left by a process that died.
+    A live trial's run holds its folder's lock (:class:`adabench.record.FolderClaim`). When no
+    folder of the sweep is held, every ``RUNNING`` trial started over ``min_age_s`` ago (a
+    worker between asking and starting is alive) was left by a process that died. While any
+    folder is held, nothing is marked: which trial a live worker runs cannot be told from
+    here, and failing a live trial would crash its worker.
     """
     from datetime import datetime
 
     from optuna.trial import TrialState
 
     running = [t for t in study.trials if t.state == TrialState.RUNNING]
-    if not running:
+    if not running or held_folders(sweep_dir):
         return 0
     now = datetime.now()
-    old = [t for t in running if (now - t.datetime_start).total_seconds() >= min_age_s]
-    young = len(running) - len(old)
-    alive = max(0, held_folders(sweep_dir) - young)
-    stale = sorted(old, key=lambda t: t.datetime_start)[: max(0, len(old) - alive)]
+    stale = [t for t in running if (now - t.datetime_start).total_seconds() >= min_age_s]
     for trial in stale:
         set_state = getattr(study._storage, "set_trial_state_values", None)
         if set_state is None:  # optuna < 3

@@ -199,5 +199,5 @@ def _write_shard(folder: Path, indices: np.ndarray, outputs: Tensor) -> None:
     outputs = outputs.contiguous()
     blob = {"indices": index, "outputs": outputs, "checksum": checksum(index, outputs)}
     name = f"{uuid.uuid4().hex}.pt"
-    if write_cache(folder / name, lambda tmp: torch.save(blob, tmp)):
+    if write_cache(folder / name, lambda tmp: torch.save(blob, tmp), folder.parent.parent):
         _kept(folder)[0].add(name)  # its outputs are in memory already

@@ -132,8 +132,13 @@ def files_below(folder: Path) -> list[Path]:
     """
     out: list[Path] = []
     top = folder.resolve()
+    visited: set[Path] = set()
     for here, subfolders, names in os.walk(folder, followlinks=True):
         real = Path(here).resolve()
+        if real in visited:  # a second link to a folder already read: its images once
+            subfolders.clear()
+            continue
+        visited.add(real)
         for sub in list(subfolders):
             target = (Path(here) / sub).resolve()
             if target in (top, real) or target in top.parents or target in real.parents:
@@ -153,7 +158,7 @@ def class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-_FINGERPRINTS: dict[Path, tuple[tuple, str]] = {}  # folder → (its folders' signature, hash)
+_FINGERPRINTS: dict[tuple[Path, bool], tuple[tuple, str]] = {}  # (folder, times) → signature, hash
 
 
 def folder_signature(root: Path) -> tuple:
@@ -162,32 +167,37 @@ def folder_signature(root: Path) -> tuple:
     A folder's time changes when a file in it is added, removed or renamed.
     """
     found = []
-    for path, subfolders, _ in os.walk(root):
+    seen: set[str] = set()
+    for path, subfolders, _ in os.walk(root, followlinks=True):  # as files_below reads them
+        real = os.path.realpath(path)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
         subfolders.sort()
         found.append((path, os.stat(path).st_mtime_ns))
     return tuple(found)
 
 
-def listing_fingerprint(root: Path) -> str:
-    """Hash of every file's relative path, size and modification time under ``root``.
+def listing_fingerprint(root: Path, times: bool = True) -> str:
+    """Hash of every file's relative path, size and (``times``) modification time under ``root``.
 
     The listing is read once per process while no folder under ``root`` changes (a sweep's
     runs share it: re-reading 60 000 files' metadata took seconds a run); a file rewritten in
     place under its old name is seen by the next process.
     """
     signature = folder_signature(root) if root.is_dir() else ()
-    known = _FINGERPRINTS.get(root.resolve())
+    key = (root.resolve(), times)
+    known = _FINGERPRINTS.get(key)
     if known is not None and known[0] == signature:
         return known[1]
     digest = hashlib.sha256()
     if root.is_dir():
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                st = path.stat()
-                digest.update(
-                    f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
-                )
-    _FINGERPRINTS[root.resolve()] = (signature, digest.hexdigest())
+        for path in files_below(root):  # linked folders included, as the images are read
+            st = path.stat()
+            when = f"\0{st.st_mtime_ns}" if times else ""
+            digest.update(f"{path.relative_to(root)}\0{st.st_size}{when}\n".encode())
+    _FINGERPRINTS[key] = (signature, digest.hexdigest())
     return digest.hexdigest()
 
 

@@ -233,14 +233,21 @@ def data_fingerprint(source: ImageSource) -> dict[str, Any]:
     """What the run's images were, for metrics.json and the report's task identity.
 
     ``root``: the resolved folder the source reads (``None`` for bundled data); ``hash``: of
-    the source's identity of both splits (for folders: every file's path, size and
-    modification time), so two datasets that share a folder name are two tasks.
+    what the images are, wherever they lie: for image folders every file's relative path and
+    size (a copy elsewhere, or one whose modification times changed, is the same data; two
+    folders that share a name are not), for other sources their settings without the root.
     """
-    identity = {split: source.identity(split) for split in ("train", "test")}
-    blob = json.dumps(
-        {"source": type(source).__qualname__, **identity}, sort_keys=True, default=str
-    )
+    identity: dict[str, Any] = {"source": type(source).__qualname__}
+    for split in ("train", "test"):
+        identity[split] = {
+            k: v
+            for k, v in source.identity(split).items()
+            if k not in ("root", "files") and not str(k).startswith("/")
+        }
     root = getattr(source, "root", None)
+    if isinstance(source, ImageFolder):
+        identity["files"] = listing_fingerprint(Path(root), times=False)
+    blob = json.dumps(identity, sort_keys=True, default=str)
     return {
         "root": str(Path(root).resolve()) if root is not None else None,
         "hash": hashlib.sha256(blob.encode()).hexdigest()[:16],

@@ -51,6 +51,7 @@ def collect_runs(
     rows: list[dict[str, Any]] = []
     records: list[dict] = []
     configs: list[dict] = []
+    seen: set[Path] = set()  # overlapping folders (a sweep and one of its jobs) list a run once
     for d in dirs:
         d = Path(d)
         if not d.exists():
@@ -58,6 +59,9 @@ def collect_runs(
         for path in sorted(d.rglob(RESULT_FILE)):
             if SUPERSEDED_DIR in path.relative_to(d).parts[:-1]:
                 continue  # an older config's result, set aside when its folder was reused
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             try:
                 rec = load_result(path)
             except (OSError, ValueError) as err:
@@ -97,22 +101,25 @@ def collect_runs(
     return rows
 
 
-def data_identity(record: dict) -> str | None:
-    """What a run's images were: the recorded fingerprint, else (older runs) a folder's root."""
+def data_identity(record: dict, by_root: dict[str, str] | None = None) -> str | None:
+    """What a run's images were: its fingerprint; for older runs of a folder, its root.
+
+    ``by_root`` maps roots to the fingerprints newer runs recorded there, so an older run of
+    the same folder is the same data.
+    """
     fingerprint = (record.get("data") or {}).get("fingerprint") or {}
     if fingerprint.get("hash"):
         return str(fingerprint["hash"])
-    if record.get("dataset") == "folder":
-        return str(((record.get("config") or {}).get("dataset") or {}).get("root") or "") or None
+    root = _root_of(record)
+    if record.get("dataset") == "folder" and root:
+        return (by_root or {}).get(root, root)
     return None
 
 
 def _root_of(record: dict) -> str:
     fingerprint = (record.get("data") or {}).get("fingerprint") or {}
-    root = fingerprint.get("root") or ((record.get("config") or {}).get("dataset") or {}).get(
-        "root"
-    )
-    return str(root or "")
+    config_root = ((record.get("config") or {}).get("dataset") or {}).get("root")
+    return str(fingerprint.get("root") or config_root or "")
 
 
 def tell_datasets_apart(rows: list[dict[str, Any]], records: list[dict]) -> list[str]:
@@ -121,9 +128,14 @@ def tell_datasets_apart(rows: list[dict[str, Any]], records: list[dict]) -> list
     Each gets as much of its root's path as tells it apart (or its fingerprint), in place.
     Returns one note per renamed label.
     """
+    by_root = {
+        _root_of(rec): str(rec["data"]["fingerprint"]["hash"])
+        for rec in records
+        if ((rec.get("data") or {}).get("fingerprint") or {}).get("hash")
+    }
+    idents = [data_identity(rec, by_root) for rec in records]
     by_label: dict[str, dict[str, str]] = defaultdict(dict)
-    for row, rec in zip(rows, records, strict=True):
-        ident = data_identity(rec)
+    for row, rec, ident in zip(rows, records, idents, strict=True):
         if ident is not None:
             by_label[row["dataset"]].setdefault(ident, _root_of(rec))
     notes = []
@@ -131,8 +143,7 @@ def tell_datasets_apart(rows: list[dict[str, Any]], records: list[dict]) -> list
         if len(roots) < 2:
             continue
         names = _distinct_names(roots)
-        for row, rec in zip(rows, records, strict=True):
-            ident = data_identity(rec)
+        for row, ident in zip(rows, idents, strict=True):
             if row["dataset"] == label and ident in names:
                 row["dataset"] = f"{label.split(' (')[0]}[{names[ident]}]" + (
                     f" ({label.split(' (', 1)[1]}" if " (" in label else ""

@@ -102,4 +102,4 @@ def variant_name(loss: str, full: str) -> str:
     name = f"{loss} ({full})"
     if len(name) <= SHORT_AFTER:
         return name
-    return f"{loss} @{hashlib.sha256(full.encode()).hexdigest()[:4]}"
+    return f"{loss} @{hashlib.sha256(full.encode()).hexdigest()[:8]}"
