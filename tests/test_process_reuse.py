@@ -7,8 +7,6 @@ re-read when it changes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
