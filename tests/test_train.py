@@ -25,7 +25,7 @@ from .conftest import (
 def readme_example() -> list[str]:
     """The output README's quick start says `python train.py` prints."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    marker = "it prints\n\n```\n"
+    marker = "prints\n\n```\n"
     block = text[text.index(marker) + len(marker) :]
     return block[: block.index("```")].strip().splitlines()
 
