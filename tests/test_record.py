@@ -126,3 +126,13 @@ def test_a_failed_attempt_is_kept_when_its_job_runs_again(tmp_path, capsys, recw
     said = capsys.readouterr().err + " ".join(str(w.message) for w in recwarn.list)
     assert "exists and is not empty" not in said  # Lightning found no old logs to delete
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_the_packages_that_shape_a_result_are_recorded_with_their_versions():
+    from importlib import metadata
+
+    from adabench.record import package_versions
+
+    versions = package_versions()
+    assert versions["torch"] == metadata.version("torch")
+    assert "optuna" in versions  # the tuner, where a study drew the run

@@ -52,6 +52,7 @@ PACKAGES = (
     "faiss-cpu",
     "hydra-core",
     "numpy",
+    "optuna",  # a tuning study's trials record the tuner that drew them (None: not installed)
 )
 
 
