@@ -77,3 +77,15 @@ def test_since_keeps_the_runs_started_from_then_on(two_workers):
     since = (T0 + timedelta(seconds=3000)).isoformat()
     out = subprocess.run([*cmd, "--from-runs", "--since", since], capture_output=True, text=True)
     assert "1 of 1 runs completed" in out.stdout and "by 1 worker stretches" in out.stdout
+
+
+def test_adabench_cost_skips_results_that_resume_set_aside(two_workers):
+    # a result of an older config, moved to superseded/ when its folder ran again
+    write_run(two_workers / "a" / "superseded", "0123abcd", 9, 9000, 100, 80)
+    exe = [sys.executable, "-m", "adabench.cli", "cost", str(two_workers), "--from-runs"]
+    out = subprocess.run([*exe, "--budget", "400"], capture_output=True, text=True, check=True)
+    assert "4 of 4 runs completed" in out.stdout and "by 3 worker stretches" in out.stdout
+    assert "ratio (time on 2 cores / budget): 0.500" in out.stdout
+    assert "| training the unfrozen layers + neck + head | 320.0 | 80.0% |" in out.stdout
+    no_wall = subprocess.run([*exe[:-1]], capture_output=True, text=True)
+    assert no_wall.returncode == 2 and "give --wall FILE" in no_wall.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,32 @@ def dataset_label(record: dict) -> str:
     return name if protocol == "anomaly" else f"{name} ({protocol.replace('_', '-')})"
 
 
+def run_records(dirs: Iterable[str | Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(``metrics.json`` path, record) of every run below ``dirs``, each run once.
+
+    Results that resume set aside in ``superseded/`` are not runs of the sweep; overlapping
+    folders (a sweep and one of its jobs) give a run once; an unreadable file gives a failed
+    record saying why.
+    """
+    seen: set[Path] = set()
+    for d in map(Path, dirs):
+        if not d.exists():
+            raise FileNotFoundError(f"Sweep folder {d} does not exist.")
+        for path in sorted(d.rglob(RESULT_FILE)):
+            if SUPERSEDED_DIR in path.relative_to(d).parts[:-1]:
+                continue  # an older config's result, set aside when its folder was reused
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            try:
+                yield path, load_result(path)
+            except (OSError, ValueError) as err:
+                yield (
+                    path,
+                    {"status": "failed", "error": {"message": f"unreadable {RESULT_FILE}: {err}"}},
+                )
+
+
 def collect_runs(
     dirs: Iterable[str | Path], notes: list[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -51,46 +77,32 @@ def collect_runs(
     rows: list[dict[str, Any]] = []
     records: list[dict] = []
     configs: list[dict] = []
-    seen: set[Path] = set()  # overlapping folders (a sweep and one of its jobs) list a run once
-    for d in dirs:
-        d = Path(d)
-        if not d.exists():
-            raise FileNotFoundError(f"Sweep folder {d} does not exist.")
-        for path in sorted(d.rglob(RESULT_FILE)):
-            if SUPERSEDED_DIR in path.relative_to(d).parts[:-1]:
-                continue  # an older config's result, set aside when its folder was reused
-            if path.resolve() in seen:
-                continue
-            seen.add(path.resolve())
-            try:
-                rec = load_result(path)
-            except (OSError, ValueError) as err:
-                rec = {"status": "failed", "error": {"message": f"unreadable {RESULT_FILE}: {err}"}}
-            status = rec.get("status", "failed")
-            if status == "running":  # still at work, or killed outright?
-                status = running_status(rec)
-            row: dict[str, Any] = {
-                "run_dir": display_path(path.parent),
-                "status": status,
-                "loss": rec.get("loss"),
-                "dataset": dataset_label(rec),
-                "backbone": rec.get("backbone"),
-                "seed": rec.get("seed"),
-                "baseline": rec.get("baseline") or "",
-                "protocol": rec.get("protocol") or "anomaly",
-                "normal": ",".join(map(str, (rec.get("data") or {}).get("normal") or [])),
-                "config_hash": rec.get("config_hash"),
-                "error": (rec.get("error") or {}).get("message", ""),
-            }
-            metrics = rec.get("metrics") or {}
-            times = rec.get("times") or {}
-            row.update({k: metrics.get(k) for k in METRIC_KEYS})
-            validation = rec.get("validation") or {}  # what a tuner chose by: shown beside test
-            row.update({f"val_{k}": validation.get(k) for k in METRIC_KEYS})
-            row.update({k: times.get(k) for k in TIME_KEYS})
-            rows.append(row)
-            records.append(rec)
-            configs.append(rec.get("config") or {})
+    for path, rec in run_records(dirs):
+        status = rec.get("status", "failed")
+        if status == "running":  # still at work, or killed outright?
+            status = running_status(rec)
+        row: dict[str, Any] = {
+            "run_dir": display_path(path.parent),
+            "status": status,
+            "loss": rec.get("loss"),
+            "dataset": dataset_label(rec),
+            "backbone": rec.get("backbone"),
+            "seed": rec.get("seed"),
+            "baseline": rec.get("baseline") or "",
+            "protocol": rec.get("protocol") or "anomaly",
+            "normal": ",".join(map(str, (rec.get("data") or {}).get("normal") or [])),
+            "config_hash": rec.get("config_hash"),
+            "error": (rec.get("error") or {}).get("message", ""),
+        }
+        metrics = rec.get("metrics") or {}
+        times = rec.get("times") or {}
+        row.update({k: metrics.get(k) for k in METRIC_KEYS})
+        validation = rec.get("validation") or {}  # what a tuner chose by: shown beside test
+        row.update({f"val_{k}": validation.get(k) for k in METRIC_KEYS})
+        row.update({k: times.get(k) for k in TIME_KEYS})
+        rows.append(row)
+        records.append(rec)
+        configs.append(rec.get("config") or {})
     said = tell_datasets_apart(rows, records)
     for row, rec in zip(rows, records, strict=True):
         row["task"] = task_label(rec, row["dataset"])

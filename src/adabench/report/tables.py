@@ -150,6 +150,9 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
+markdown_table = _markdown  # a Markdown table of headers and rows (adabench cost)
+
+
 def write_summary(tables: dict, path: Path, metric: str, sources: Sequence[str], plots: list[str]):  # noqa: C901, E501 - one section per table, in order
     """``summary.md``."""
     parts = [f"# adabench report: {metric}", "", "Sweeps: " + ", ".join(f"`{s}`" for s in sources)]
