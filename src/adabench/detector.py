@@ -372,17 +372,18 @@ def _load_torchscript(path: Path) -> Any:
 
 
 def image_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files of ``paths`` (folders read recursively), and the paths that are none."""
-    from adabench.data.folder import IMAGE_SUFFIXES
+    """Image files of ``paths`` (folders read as training does), and paths that are none."""
+    from adabench.data.folder import IMAGE_SUFFIXES, files_below
 
     files: list[Path] = []
     missing: list[tuple[str, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-            )
-            files += [f for f in found if not f.name.startswith(".")]
+            files += [
+                f
+                for f in files_below(p)
+                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            ]
         elif p.is_file():
             files.append(p)
         else:

@@ -187,18 +187,19 @@ def listing_fingerprint(root: Path, times: bool = True) -> str:
     place under its old name is seen by the next process.
     """
     signature = folder_signature(root) if root.is_dir() else ()
-    key = (root.resolve(), times)
-    known = _FINGERPRINTS.get(key)
+    known = _FINGERPRINTS.get((root.resolve(), times))
     if known is not None and known[0] == signature:
         return known[1]
-    digest = hashlib.sha256()
+    with_times, sizes_only = hashlib.sha256(), hashlib.sha256()  # both from one walk
     if root.is_dir():
         for path in files_below(root):  # linked folders included, as the images are read
             st = path.stat()
-            when = f"\0{st.st_mtime_ns}" if times else ""
-            digest.update(f"{path.relative_to(root)}\0{st.st_size}{when}\n".encode())
-    _FINGERPRINTS[key] = (signature, digest.hexdigest())
-    return digest.hexdigest()
+            entry = f"{path.relative_to(root)}\0{st.st_size}"
+            with_times.update(f"{entry}\0{st.st_mtime_ns}\n".encode())
+            sizes_only.update(f"{entry}\n".encode())
+    for flag, digest in ((True, with_times), (False, sizes_only)):
+        _FINGERPRINTS[(root.resolve(), flag)] = (signature, digest.hexdigest())
+    return (with_times if times else sizes_only).hexdigest()
 
 
 def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
