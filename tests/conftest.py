@@ -125,8 +125,7 @@ def _fresh_process_state(monkeypatch):
     """What a process keeps between runs starts empty in every test (and is put back after)."""
     from adabench import files, sweep_callback
 
-    monkeypatch.setenv(sweep_callback.SEED_ENV, "")  # prepare_study sets it: undone at teardown
-    monkeypatch.delenv(sweep_callback.SEED_ENV)
+    monkeypatch.delenv("ADABENCH_TUNE_WORKER", raising=False)
     monkeypatch.setattr(sweep_callback, "ACTIVE", None)
     monkeypatch.setattr(sweep_callback, "TAKEN", set())
     monkeypatch.setattr(files, "_UNWRITABLE", set())

@@ -59,8 +59,15 @@ def test_out_stage_pools_a_middle_stage_and_bad_values_are_named():
     assert part.num_features == 112
     with pytest.raises(ConfigError, match=r"freeze must be 0 .*1\.\.7 .*'all', got 9"):
         split_backbone(model, 9)
-    with pytest.raises(ConfigError, match=r"out_stage must be null or 1\.\.7, got 0"):
+    with pytest.raises(ConfigError, match=r"out_stage must be null, 1\.\.7 or -7\.\.-1 .*got 0"):
         split_backbone(model, 0, out_stage=0)
+    with pytest.raises(ConfigError, match=r"got -8"):
+        split_backbone(model, 0, out_stage=-8)
+    # counted from the end: -2 is stage 6 of 7, the same split as out_stage=6
+    from_end = split_backbone(copy.deepcopy(model), 0, out_stage=-3)
+    assert from_end.out_stage == 5 and from_end.num_features == 112
+    with torch.no_grad():
+        torch.testing.assert_close(from_end.rest(x), part.rest(x))
 
 
 def test_frozen_layers_and_their_batchnorm_do_not_change(tmp_path):

@@ -30,13 +30,14 @@ USAGE = """usage: adabench <command> ...
   export RUN_DIR [--out D]   a trained run's detector: embedder, memory bank, thresholds
   predict DETECTOR PATH...   score images (files or folders) with an exported detector
   example-data DEST          write a generated OK/NG tree (textures with drawn defects)
+  tune [OVERRIDES] [--losses ...]  equal-budget tuning of every row, best on fresh seeds
   cost SWEEP [--from-runs]   where a finished sweep's (or study's) time went
 
 training: adabench-train or python train.py (adabench <command> --help for each)"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``adabench``: report, export, predict, cost, example-data."""
+    """Entry point of ``adabench``: report, tune, export, predict, cost, example-data."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return export_main(rest)
     if command == "predict":
         return predict_main(rest)
+    if command == "tune":
+        from adabench.tune.cli import main as tune_main
+
+        return tune_main(rest)
     if command == "cost":
         from adabench.cost import main as cost_main
 

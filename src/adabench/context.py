@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,9 @@ class RunContext:
         sweep_dir: The multirun's sweep folder (``None`` in a single run).
         group: The sweep's group name (W&B group, report title), ``None`` in a single run.
         parallel_jobs: Jobs a joblib launcher runs at once (1 for any other launcher).
-        tuning: Whether the sweeper is a tuner (Optuna), which records a failed job as a
-            failed trial when it raises.
-        tuned_keys: The keys a tuner searches (its ``params``), empty otherwise.
+        on_validation: Called with ``(epoch, validation metrics)`` after each periodic
+            validation (``eval_every_n_epochs``); a tuner reports to its trial there, and may
+            stop the run by raising :class:`adabench.errors.RunPruned`.
     """
 
     output_dir: Path | None = None
@@ -29,8 +30,7 @@ class RunContext:
     sweep_dir: Path | None = None
     group: str | None = None
     parallel_jobs: int = 1
-    tuning: bool = False
-    tuned_keys: tuple[str, ...] = ()
+    on_validation: Callable[[int, dict[str, float]], None] | None = None
 
     @classmethod
     def from_hydra(cls) -> RunContext:
@@ -54,8 +54,6 @@ class RunContext:
             sweep_dir=sweep,
             group=sweep_group(sweep) if sweep else None,
             parallel_jobs=jobs,
-            tuning="optuna" in str(hc.sweeper.get("_target_", "")).lower(),
-            tuned_keys=tuple(str(k) for k in (hc.sweeper.get("params") or {})),
         )
 
 

@@ -113,13 +113,21 @@ class PeriodicValidation(L.Callback):
         make_scorer: Returns a new, unfitted scorer.
         every_n_epochs: How often (``None``: never).
         history: Receives ``{"epoch": n, **validation metrics}``.
+        on_validation: Called with ``(epoch, validation metrics)`` after each evaluation; it
+            may end the run by raising (a tuner's pruner: :class:`adabench.errors.RunPruned`).
     """
 
     def __init__(
-        self, protocol: Any, make_scorer: Any, every_n_epochs: int | None, history: list
+        self,
+        protocol: Any,
+        make_scorer: Any,
+        every_n_epochs: int | None,
+        history: list,
+        on_validation: Any = None,
     ) -> None:
         self.protocol, self.make_scorer = protocol, make_scorer
         self.every_n_epochs, self.history = every_n_epochs, history
+        self.on_validation = on_validation
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: AnomalyModule) -> None:
         n = self.every_n_epochs
@@ -131,3 +139,5 @@ class PeriodicValidation(L.Callback):
             )
             self.history.append({"epoch": trainer.current_epoch + 1, **result.validation})
             log_metrics(trainer, result.validation, "val")
+            if self.on_validation is not None:
+                self.on_validation(trainer.current_epoch + 1, result.validation)

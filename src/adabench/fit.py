@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,20 @@ def _built_facts(built: BuiltRun) -> dict[str, Any]:
     }
 
 
-def fit_and_evaluate(cfg: DictConfig, built: BuiltRun, logger: Any, run_dir: Path) -> RunResult:
-    """Train ``built.module`` with the ``trainer`` group's Trainer, then evaluate it."""
+def fit_and_evaluate(
+    cfg: DictConfig,
+    built: BuiltRun,
+    logger: Any,
+    run_dir: Path,
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train ``built.module`` with the ``trainer`` group's Trainer, then evaluate it.
+
+    ``on_validation`` receives each periodic validation (a tuner's pruning hook).
+    """
     dm, protocol, history = built.dm, built.dm.protocol, []
     every = cfg.get("eval_every_n_epochs")
-    periodic = PeriodicValidation(protocol, built.make_scorer, every, history)
+    periodic = PeriodicValidation(protocol, built.make_scorer, every, history, on_validation)
     trainer = build_trainer(cfg, run_dir, logger, [*training_callbacks(cfg), periodic])
     t0 = time.perf_counter()
     trainer.fit(built.module, datamodule=dm)

@@ -138,7 +138,7 @@ class FolderClaim:
         FolderTaken: the folder is held by another process.
     """
 
-    RETRIES = 5  # a probe (fail_stale_trials counting held folders) holds a lock for a moment
+    RETRIES = 5  # a probe (adabench.tune.study.is_held) holds a lock for a moment
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
@@ -278,10 +278,16 @@ class RunRecord:
     def failed(self, cause: BaseException) -> None:
         """Mark the run failed with the cause's type, message and traceback.
 
-        An interrupt (Ctrl-C, SIGTERM, or the ``SystemExit`` Lightning turns them into) marks
+        A run a tuner pruned (:class:`adabench.errors.RunPruned`) is ``pruned``: no error. An
+        interrupt (Ctrl-C, SIGTERM, or the ``SystemExit`` Lightning turns them into) marks
         it ``interrupted`` instead, with what stopped it as the message.
         """
+        from adabench.errors import RunPruned
+
         interrupted = isinstance(cause, KeyboardInterrupt | SystemExit)
+        if isinstance(cause, RunPruned):
+            self.data.update(status="pruned", pruned_after_epoch=cause.epoch)
+            return
         self.data.update(
             status="interrupted" if interrupted else "failed",
             error={

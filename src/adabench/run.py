@@ -55,10 +55,6 @@ _QUIET_WARNINGS = (  # noise from Lightning internals, not actionable by users
 )
 
 
-class TrialFailed(Exception):
-    """A tuning trial's run failed (already recorded in its metrics.json and printed)."""
-
-
 def sweep_value(record: dict) -> float:
     """The number a run returns to Hydra (a sweeper's objective): the **validation** metric.
 
@@ -84,10 +80,8 @@ def run_job(cfg: DictConfig) -> float:
     """The task function of ``train.py`` and ``adabench-train``: :func:`train`, errors shown short.
 
     A failed single run exits 1 after one error line; a failed job of a sweep returns NaN so
-    the sweep goes on (:class:`adabench.console.SweepFailures` lists the failures and exits 1
-    at the end), or under a tuner raises :class:`TrialFailed`, which Optuna's sweeper records
-    as a failed trial (a NaN objective would end its study). Interrupts (Ctrl-C, SIGTERM)
-    still stop everything.
+    the sweep goes on (:class:`adabench.sweep_callback.SweepFailures` lists the failures and
+    exits 1 at the end). Interrupts (Ctrl-C, SIGTERM) still stop everything.
     """
     ctx = RunContext.from_hydra()
     try:
@@ -100,60 +94,14 @@ def run_job(cfg: DictConfig) -> float:
 
         TAKEN.add(run_folder(cfg, ctx))
         say(f"[adabench] {cfg.get('run_name')}: skipped, {err} (its result counts)")
-        if ctx.tuning:
-            raise TrialFailed(str(err)) from None
         return float("nan")
     except Exception as err:
         in_sweep = ctx.sweep_dir is not None
-        if in_sweep and ctx.tuning and repeats_in_every_trial(err, ctx.tuned_keys):
-            stop_study(err, ctx)  # only while no trial has completed
         if report_failure(err, str(cfg.get("run_name")), run_folder(cfg, ctx), in_sweep):
             raise
-        if in_sweep and ctx.tuning:
-            raise TrialFailed(str(err)) from None
         if in_sweep:
             return float("nan")
         raise SystemExit(1) from None
-
-
-def repeats_in_every_trial(err: Exception, tuned_keys: tuple[str, ...]) -> bool:
-    """Whether a trial's error would repeat in every trial: bad input that no tuned key names.
-
-    Missing data, an unset required key or a bad value outside the search space fail every
-    trial the same way; an error that names a tuned key (``scorer.k=20`` larger than the
-    normal images) is the trial's own, and the study goes on.
-    """
-    from adabench.errors import ConfigError, DataError
-
-    return isinstance(err, ConfigError | DataError) and not any(
-        key in str(err) for key in tuned_keys
-    )
-
-
-def stop_study(err: Exception, ctx: RunContext) -> None:
-    """End a study whose first failure will repeat: the error, why it stops, what to do next.
-
-    The trial is marked failed (not left running); the traceback goes to the run's log.
-    """
-    from adabench.console import log_traceback
-    from adabench.sweep_callback import ACTIVE, fail_finished_trials
-
-    study = ACTIVE.study if ACTIVE is not None else None
-    if study is None or any(t.state.name == "COMPLETE" for t in study.trials):
-        return  # a study that has run trials before: this one failure is the trial's own
-    log_traceback(err)
-    fail_finished_trials(ctx.sweep_dir)
-    failed = sum(t.state.name == "FAIL" for t in study.trials)
-    say(f"[adabench] error: {' '.join(error_text(err).split())}", err=True)
-    say(
-        f"[adabench] study {study.study_name} stopped: no trial has completed, and this error "
-        "names no tuned parameter, so every trial would repeat it.",
-        err=True,
-    )
-    say(
-        f"0 trials completed, {failed} failed; next: fix the error, then run the same command again"
-    )
-    raise SystemExit(1)
 
 
 def train(cfg: DictConfig, ctx: RunContext | None = None) -> float:
@@ -277,7 +225,7 @@ def _run(
             log_scores(logger, result.scores)
         _save_detector(cfg, built, result, run_dir)
         return logger, result
-    result = fit_and_evaluate(cfg, built, logger, run_dir)
+    result = fit_and_evaluate(cfg, built, logger, run_dir, ctx.on_validation)
     if result.writer:
         log_scores(logger, result.scores)
     if result.writer and cfg.get("save_weights"):

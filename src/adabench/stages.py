@@ -112,8 +112,9 @@ def split_backbone(
     Args:
         model: timm model returning pooled features.
         freeze: ``0`` train all, ``N`` freeze the stem and first N stages, ``"all"`` freeze all.
-        out_stage: End after this many stages (pooled features of a middle stage); ``None``:
-            the whole backbone.
+        out_stage: End after this many stages (pooled features of a middle stage); negative:
+            counted from the end (``-1``: every stage, ``-2``: all but the last); ``None``: the
+            whole backbone with its final layers.
 
     Raises:
         ConfigError: bad ``freeze``/``out_stage`` or a model that cannot be split.
@@ -123,8 +124,12 @@ def split_backbone(
         return SplitBackbone(None, model, default, 0, None)
     layout = stage_layout(model)
     n = len(layout.stages)
+    if out_stage is not None and -n <= int(out_stage) <= -1:
+        out_stage = n + 1 + int(out_stage)  # counted from the end: -1 is the last stage
     if out_stage is not None and not 1 <= int(out_stage) <= n:
-        raise ConfigError(f"backbone.out_stage must be null or 1..{n}, got {out_stage}.")
+        raise ConfigError(
+            f"backbone.out_stage must be null, 1..{n} or -{n}..-1 (from the end), got {out_stage}."
+        )
     end = n if out_stage is None else int(out_stage)
     frozen = _parse_freeze(freeze, n)
     stages = layout.stages[:end]

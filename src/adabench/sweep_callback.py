@@ -10,7 +10,6 @@ that process left there, ``completed`` or ``still running in another process``.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,21 +32,15 @@ class SweepFailures(Callback):
         self.started = 0.0
         self.jobs: list[tuple[Path | None, bool]] = []  # per job of this process: folder, ok
         self.total: int | None = None  # jobs in the sweep, when the basic sweeper runs it
-        self.study: Any = None  # the tuning study this sweep runs, if any
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Remember when the sweep started (results older than that are not this sweep's).
-
-        The sweep folder is made now: a tuning study keeps its storage (SQLite) in it before
-        the first job runs.
-        """
+        """Remember when the sweep started (results older than that are not this sweep's)."""
         global ACTIVE
         self.started = time.time()
         self.jobs = []
         self.total = count_jobs(config)
         ACTIVE = self
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
-        self.study = prepare_study(config)
 
     def completed_so_far(self) -> int:
         """Jobs of this process that completed (on disk) until now."""
@@ -78,29 +71,9 @@ class SweepFailures(Callback):
         global ACTIVE
         ACTIVE = None
         completed = outcomes.count("completed")
-        if (line := study_summary(config)) is not None:
-            print(line, flush=True)
         print(closing_line(completed, len(outcomes), n_failed, sweep_dir, busy), flush=True)
         if failed or n_failed:
             raise SystemExit(1)
-
-
-def study_summary(config: DictConfig) -> str | None:
-    """``[adabench] study S: N trials (K failed), best validation V (trial #n)``, for a study."""
-    sweeper = config.hydra.get("sweeper") or {}
-    if not sweeper.get("storage") or "optuna" not in str(sweeper.get("_target_", "")):
-        return None
-    name = sweeper.get("study_name")
-    study = open_study(str(sweeper.storage), name, sweeper.get("direction"))
-    trials = study.trials
-    failed = sum(t.state.name == "FAIL" for t in trials)
-    done = [t for t in trials if t.state.name == "COMPLETE"]
-    best = (
-        f"best validation {study.best_value:.4f} (trial #{study.best_trial.number})"
-        if done
-        else "no completed trial"
-    )
-    return f"[adabench] study {name}: {len(trials)} trials ({failed} failed), {best}"
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -168,161 +141,6 @@ def outcome_on_disk(folder: Path | None, ok: bool, since: float = 0.0) -> str:
     if status == "running" and running_status(record) != "interrupted":
         return "running"
     return "completed" if status == "completed" else "failed"
-
-
-SEED_ENV = "ADABENCH_TUNE_SEED"  # the sampler seed prepare_study chose (conf/hparams_search)
-WORKER_ENV = "ADABENCH_TUNE_WORKER"  # a worker's index (SLURM: its array index), default 0
-STALE_AFTER_S = 60.0  # a RUNNING trial older than this, with no live run behind it, is dead
-
-
-def prepare_study(config: DictConfig) -> Any:
-    """Create or open a tuning study under a file lock, before the sweeper opens it.
-
-    - Several workers started on one study (hand-started processes, SLURM array jobs) would
-      otherwise race to create the SQLite schema, and all but one would fail.
-    - Trials left ``RUNNING`` by a dead process (kill -9, a node lost) are marked failed.
-    - The sampler's seed (:data:`SEED_ENV`, read by ``conf/hparams_search/_budget.yaml``) is
-      the worker's index on a new study and differs at every resumption, so a resumed study
-      draws new trials instead of replaying its first ones; each seed is recorded in the
-      study's ``sampler_seeds`` attribute.
-    - A storage locked by another program ends the command in one line naming the file.
-
-    Returns the study (``None`` when the sweep is not a study).
-    """
-    sweeper = config.hydra.get("sweeper") or {}
-    storage = sweeper.get("storage")
-    if not storage or "optuna" not in str(sweeper.get("_target_", "")):
-        return None
-    import fcntl
-
-    sweep_dir = Path(config.hydra.sweep.dir)
-    with open(sweep_dir / ".study.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        try:
-            study = open_study(str(storage), sweeper.get("study_name"), sweeper.get("direction"))
-            fail_stale_trials(study, sweep_dir)
-            seed = sampler_seed(study, int(os.environ.get(WORKER_ENV, "0") or 0))
-            done = len(study.trials)
-        except Exception as err:
-            if "locked" not in str(err).lower():
-                raise
-            where = storage_file(str(storage))
-            print(
-                f"[adabench] error: the study's storage {where} is locked by another program "
-                f"({type(err).__name__}); close what holds it (an open sqlite3 shell, a "
-                "database browser) and run the same command again.",
-                file=sys.stderr,
-                flush=True,
-            )
-            raise SystemExit(1) from None
-    os.environ[SEED_ENV] = str(seed)
-    state = f"{done} trial(s) so far" if done else "new"
-    print(
-        f"[adabench] study {study.study_name}: {state}, sampler seed {seed}; "
-        f"storage {storage_file(str(storage))}",
-        flush=True,
-    )
-    return study
-
-
-def storage_file(storage: str) -> str:
-    """A SQLite storage URL's file (other URLs as they are)."""
-    return (
-        storage.removeprefix("sqlite:///").split("?")[0]
-        if storage.startswith("sqlite")
-        else storage
-    )
-
-
-def open_study(storage: str, name: str | None, direction: str | None) -> Any:
-    """The study (created when new), maximising unless told otherwise."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # adabench says what matters in one line
-    return optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction=str(direction or "maximize"),
-        load_if_exists=True,
-    )
-
-
-def sampler_seed(study: Any, worker: int) -> int:
-    """The seed of this process's sampler: ``worker`` on a new study, a new one on resuming.
-
-    Every process that joins a study with trials in it gets ``worker + 7919 × trials``, so a
-    resumption never replays the draws of the start; the seeds are appended, with the trial
-    count they started at, to the study's ``sampler_seeds`` user attribute.
-    """
-    started_at = len(study.trials)
-    seed = worker + 7919 * started_at
-    seeds = list(study.user_attrs.get("sampler_seeds", []))
-    seeds.append({"seed": seed, "worker": worker, "trials_before": started_at})
-    study.set_user_attr("sampler_seeds", seeds)
-    return seed
-
-
-def fail_stale_trials(
-    study: Any, sweep_dir: Path, min_age_s: float = STALE_AFTER_S, quiet: bool = False
-) -> int:
-    """Mark failed the ``RUNNING`` trials that no live process runs; returns how many.
-
-    A live trial's run holds its folder's lock (:class:`adabench.record.FolderClaim`). When no
-    folder of the sweep is held, every ``RUNNING`` trial started over ``min_age_s`` ago (a
-    worker between asking and starting is alive) was left by a process that died. While any
-    folder is held, nothing is marked: which trial a live worker runs cannot be told from
-    here, and failing a live trial would crash its worker.
-    """
-    from datetime import datetime
-
-    from optuna.trial import TrialState
-
-    running = [t for t in study.trials if t.state == TrialState.RUNNING]
-    if not running or held_folders(sweep_dir):
-        return 0
-    now = datetime.now()
-    stale = [t for t in running if (now - t.datetime_start).total_seconds() >= min_age_s]
-    for trial in stale:
-        set_state = getattr(study._storage, "set_trial_state_values", None)
-        if set_state is None:  # optuna < 3
-            study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
-        else:
-            set_state(trial._trial_id, TrialState.FAIL)
-    if stale and not quiet:
-        print(
-            f"[adabench] {len(stale)} trial(s) left running by a process that ended "
-            f"({', '.join(f'#{t.number}' for t in stale)}) marked failed.",
-            flush=True,
-        )
-    return len(stale)
-
-
-def fail_finished_trials(sweep_dir: Path | None) -> str | None:
-    """Mark failed the running trials of this process's study whose runs ended; its name.
-
-    Called when a study is stopped from inside a trial: that trial's run has ended (its
-    folder is free), so it is not left ``RUNNING``.
-    """
-    if ACTIVE is None or ACTIVE.study is None or sweep_dir is None:
-        return None
-    fail_stale_trials(ACTIVE.study, sweep_dir, min_age_s=0, quiet=True)
-    return str(ACTIVE.study.study_name)
-
-
-def held_folders(sweep_dir: Path) -> int:
-    """How many run folders below ``sweep_dir`` a live process holds (their lock is taken)."""
-    import fcntl
-
-    from adabench.record import LOCK_FILE
-
-    held = 0
-    for path in sweep_dir.glob(f"*/{LOCK_FILE}"):
-        with open(path, "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                held += 1
-    return held
 
 
 def closing_line(completed: int, total: int, failed: int, sweep_dir: Path, busy: int = 0) -> str:
