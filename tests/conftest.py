@@ -139,3 +139,64 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", os.environ.get("WANDB_MODE", "offline"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     yield
+
+
+def _postgres_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of the test session's own: a temporary data folder, a local port.
+
+    Debian's ``postgresql`` package provides ``initdb`` and ``pg_ctl`` (``.ci/run`` installs
+    it); as root the server runs as the ``postgres`` user. Skips, naming what is missing.
+    """
+    import shutil
+    import socket
+    import tempfile
+
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server here (initdb, pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install '.[tune]'")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="adabench-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        base.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+
+    def run(*cmd: str) -> None:
+        proc = subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
+        if proc.returncode:
+            pytest.skip(f"PostgreSQL did not start: {(proc.stderr or proc.stdout)[-300:]}")
+
+    run(initdb, "-D", str(data), "-A", "trust", "-U", "adabench", "--no-sync")
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "server.log"), "-w", "start")
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=adabench dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE studies")
+        yield f"postgresql+psycopg://adabench@127.0.0.1:{port}/studies"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(base, ignore_errors=True)

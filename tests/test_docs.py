@@ -137,6 +137,29 @@ def test_benchmark_scripts_named_in_docs_exist_and_answer_help(script):
     assert proc.returncode == 0 and "usage" in proc.stdout.lower(), proc.stderr[-1000:]
 
 
+TUNE = [(p, c) for p, c in CMDS if c.startswith("adabench tune")]
+
+
+@pytest.mark.parametrize("page,command", TUNE, ids=[c[:70] for _, c in TUNE])
+def test_tune_commands_make_a_plan(page, command, tmp_path, monkeypatch):
+    """Each ``adabench tune`` command's rows, spaces and overrides compose (nothing runs)."""
+    from adabench.tune.cli import parser, plan_from
+
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("DATA", str(tmp_path)) for a in _strip_comment(command)[2:]]
+    plan = plan_from(parser().parse_intermixed_args(args))
+    assert plan.rows and plan.task, f"{page}: {command}"
+
+
+def test_the_docs_smoke_tune_command_is_the_one_the_tests_run():
+    from .test_tuning import SMOKE_TUNE
+
+    smoke = [c for _, c in TUNE if "experiment=smoke" in c]
+    assert smoke and all(
+        _strip_comment(c)[2:] == [*SMOKE_TUNE, "--losses", "arcface"] for c in smoke
+    )
+
+
 def test_relative_links_resolve():
     broken = []
     for page in PAGES:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from adabench.data import folder, pools
@@ -153,81 +151,25 @@ def test_a_run_records_its_data_fingerprint(tmp_path, image_tree):
 # -- 3. a resumed tuning study ----------------------------------------------------------------
 
 
-def study_config(tmp_path: Path, timeout: float = 60) -> dict:
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}?timeout={timeout}"
-    return OmegaConf.create(
-        {
-            "hydra": {
-                "sweep": {"dir": str(tmp_path)},
-                "sweeper": {
-                    "_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                    "storage": storage,
-                    "study_name": "s",
-                    "direction": "maximize",
-                },
-            }
-        }
-    )
+def test_a_resumed_study_gets_a_new_sampler_seed_and_dead_trials_fail(tmp_path):
+    from optuna.trial import TrialState
 
+    from adabench.tune import study as st
 
-def test_a_resumed_study_gets_a_new_sampler_seed_and_dead_trials_fail(tmp_path, monkeypatch):
-    optuna = pytest.importorskip("optuna")
-    from adabench.sweep_callback import SEED_ENV, fail_stale_trials, prepare_study
-
-    monkeypatch.setenv("ADABENCH_TUNE_WORKER", "1")
-    prepare_study(study_config(tmp_path))
-    assert os.environ[SEED_ENV] == "1"  # a new study: the worker's seed
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = st.open_study(st.storage_of(tmp_path), "s", "maximize", tmp_path)
+    assert st.sampler_seed(study, 0, worker=1) == 1  # a new study: the worker's seed
     study.tell(study.ask(), 0.5)
-    dead = study.ask()  # left RUNNING by a killed process
+    dead = study.ask()  # left RUNNING by a killed process, its folder free
+    dead.set_user_attr(st.RUN_DIR, str(tmp_path / "job"))
     (tmp_path / "job").mkdir()
-    with FolderClaim(tmp_path / "job"):  # a live run holds its folder: one trial is alive
-        assert fail_stale_trials(study, tmp_path, min_age_s=0) == 0
-    assert fail_stale_trials(study, tmp_path, min_age_s=0) == 1
-    assert study.trials[dead.number].state.name == "FAIL"
-    prepare_study(study_config(tmp_path))
-    assert os.environ[SEED_ENV] == str(1 + 7919 * 2)  # resumed: a seed of its own
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    seeds = optuna.load_study(study_name="s", storage=storage).user_attrs["sampler_seeds"]
+    with FolderClaim(tmp_path / "job"):  # while a live run holds the folder, the trial lives
+        assert st.fail_abandoned(study, min_age_s=0) == []
+    assert st.fail_abandoned(study, min_age_s=0) == [dead.number]
+    assert study.trials[dead.number].state == TrialState.FAIL
+    assert st.finished(study) == 1  # the dead trial spent no budget: the study runs another
+    assert st.sampler_seed(study, 0, worker=1) == 1 + 7919 * 2  # resumed: a seed of its own
+    seeds = study.user_attrs["sampler_seeds"]
     assert [s["seed"] for s in seeds] == [1, 1 + 7919 * 2]
-
-
-def test_a_locked_study_storage_is_one_line(tmp_path, capsys):
-    pytest.importorskip("optuna")
-    from adabench.sweep_callback import prepare_study
-
-    prepare_study(study_config(tmp_path))  # the study exists
-    holder = sqlite3.connect(tmp_path / "optuna.db")
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        with pytest.raises(SystemExit):
-            prepare_study(study_config(tmp_path, timeout=0.2))
-    finally:
-        holder.rollback()
-        holder.close()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "optuna.db is locked by another program" in err[0]
-
-
-@pytest.mark.slow
-def test_a_resumed_study_draws_new_trials(tmp_path):
-    from .test_tuning import trials
-
-    study = tmp_path / "study"
-    args = ["experiment=smoke", "hparams_search=smoke", f"hydra.sweep.dir={study}", *SMOKE[1:]]
-    args.append("hydra.sweeper.n_trials=2")
-    for _ in range(2):  # the same command twice: the second run continues the study
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    done = trials(study)
-    assert [t.state.name for t in done] == ["COMPLETE"] * 4
-    assert len({json.dumps(t.params, sort_keys=True) for t in done}) == 4  # no replayed draws
 
 
 # -- 4. caches damaged in place -------------------------------------------------------------------

@@ -1,180 +1,340 @@
-"""Equal-budget tuning through Hydra's Optuna sweeper: on validation, resumable, robust, shared."""
+"""adabench tune: every row on one budget and sampler, on validation, resumable, shared, pruned."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
-from .conftest import ROOT, SMOKE, compose_config, run_train
+from adabench.errors import ConfigError
+from adabench.tune import study as st
+from adabench.tune.plan import BASELINES, DEFAULT_LOSSES, check_equal_terms, load_row, make_plan
 
-optuna = pytest.importorskip("optuna")
-FAMILIES = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml"))
+from .conftest import ROOT
 
-
-def trials(study_dir: Path) -> list:
-    storage = f"sqlite:///{study_dir / 'optuna.db'}"
-    (summary,) = optuna.get_all_study_summaries(storage)
-    return optuna.load_study(study_name=summary.study_name, storage=storage).trials
+SMOKE_TUNE = ["experiment=smoke", "--trials", "3", "--test-seeds", "1", "2"]
 
 
-def validation_values(study_dir: Path) -> dict[str, float]:
-    out = {}
-    for path in study_dir.glob("*/metrics.json"):
-        rec = json.loads(path.read_text())
-        if rec["status"] == "completed":
-            out[path.parent.name] = (rec["validation"]["auroc"], rec["metrics"]["auroc"])
-    return out
+def tune(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "adabench.tune", *args]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600, **kw
+    )
 
 
-def test_every_loss_family_gets_the_same_budget_sampler_and_common_space():
-    seen = set()
-    for name in (f for f in FAMILIES if not f.startswith("_") and f != "smoke"):
-        # on a preset that sweeps seeds and losses: those lists are grids, not search dimensions
-        cfg = compose_config(
-            "experiment=cifar10_deer_horse_pretrained",
-            f"hparams_search={name}",
-            smoke=False,
-            hydra=True,
+def load(study_dir: Path, storage: str | None = None) -> optuna.Study:
+    storage = storage or st.storage_of(study_dir)
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def runs(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+
+
+def test_every_row_gets_the_same_budget_sampler_and_seeds_the_no_training_rows_included():
+    plan = make_plan(
+        [*DEFAULT_LOSSES, *BASELINES], ["experiment=smoke"], [], work=Path("w"), out=Path("o")
+    )
+    assert [r.loss for r in plan.rows] == [*DEFAULT_LOSSES, *BASELINES]
+    shared = {
+        json.dumps({k: r.settings[k] for k in plan.shared}, sort_keys=True) for r in plan.rows
+    }
+    assert len(shared) == 1  # budget, sampler (and its seed), pruner, trial and test seeds
+    assert plan.shared["n_trials"] == 25 and plan.shared["sampler"]["seed"] == 0
+    assert plan.shared["sampler"]["_target_"] == "optuna.samplers.TPESampler"
+    assert {"multivariate", "constant_liar", "n_startup_trials"} <= set(plan.shared["sampler"])
+    spaces = {r.loss: set(r.params) for r in plan.rows}
+    assert spaces["baseline_features"] == {
+        "backbone.out_stage",
+        "dataset.image_size",
+        "scorer.k",
+        "scorer.distance",
+    }
+    assert spaces["baseline_pixels"] == {"dataset.image_size", "scorer.k", "scorer.distance"}
+    common = {"optimizer.lr", "backbone.lr_scale", "trainer.max_epochs", "scorer.k"}
+    assert all(common <= spaces[x] for x in DEFAULT_LOSSES)
+    assert {"loss.scale", "loss.margin"} <= spaces["arcface"]
+    # a row's file that changes what rows share is refused, naming the key and the file
+    odd = load_row("arcface", "arcface", ["hparams_search.n_trials=40"])
+    with pytest.raises(ConfigError, match=r"arcface.yaml sets n_trials=40.*_budget.yaml"):
+        check_equal_terms([plan.rows[0], odd])
+
+
+def test_test_seeds_must_be_fresh_and_a_missing_space_is_named():
+    with pytest.raises(ConfigError, match=r"test_seeds=\[0, 1\].*no trial used"):
+        make_plan(
+            ["arcface"],
+            ["experiment=smoke"],
+            ["hparams_search.test_seeds=[0,1]"],
+            work=Path("w"),
+            out=Path("o"),
         )
-        sweeper = cfg.hydra.sweeper
-        assert not {"seed", "loss", "suite.pair"} & set(sweeper.params), name
-        seen.add((sweeper.n_trials, sweeper.sampler._target_, sweeper.sampler.seed))
-        assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
-        common = {
-            "optimizer.lr",
-            "backbone.lr_scale",
-            "optimizer.weight_decay",
-            "trainer.max_epochs",
-            "backbone.embedding_dim",
-            "scorer.k",
-            "scorer.distance",
+    with pytest.raises(ConfigError, match=r"no search space for loss=pml_triplet.*--space"):
+        make_plan(["pml_triplet"], ["experiment=smoke"], [], work=Path("w"), out=Path("o"))
+
+
+def test_search_spaces_parse_to_optuna_distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from adabench.tune.space import as_overrides, search_space
+
+    space = search_space(
+        {
+            "a": "tag(log, interval(0.0001, 0.01))",
+            "b": "choice(64, 128)",
+            "c": "int(interval(1, 4))",
+            "d": "choice(cosine, l2)",
+            "e": "interval(0.05, 0.8)",
         }
-        assert common <= set(sweeper.params), name
-    assert seen == {(25, "optuna.samplers.TPESampler", 0)}
+    )
+    assert space["a"] == FloatDistribution(0.0001, 0.01, log=True)
+    assert space["b"] == CategoricalDistribution((64, 128))
+    assert space["c"] == IntDistribution(1, 4)
+    assert space["d"] == CategoricalDistribution(("cosine", "l2"))
+    assert space["e"] == FloatDistribution(0.05, 0.8)
+    assert as_overrides({"a": 0.1 + 0.2, "d": "l2"}) == ["a=0.30000000000000004", "d=l2"]
+    with pytest.raises(ConfigError, match="one value, not a range"):
+        search_space({"k": "5"})
 
 
 @pytest.mark.slow
-def test_a_smoke_study_optimises_validation_continues_and_survives_failures(tmp_path):
-    study = tmp_path / "study"
-    args = ["experiment=smoke", "hparams_search=smoke", f"hydra.sweep.dir={study}", *SMOKE[1:]]
-    first = run_train(args, tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
-    result = yaml.safe_load((study / "optimization_results.yaml").read_text())
-    values = validation_values(study)
-    assert len(trials(study)) == 3 and len(values) == 3
-    best_val = max(v for v, _ in values.values())
-    assert result["best_value"] == best_val  # the objective is a trial's VALIDATION metric
-    assert all(t != best_val for _, t in values.values() if _ != best_val)
-    # the same command continues the study; with fewer normal images a trial that draws
-    # k = 20 is refused (a NaN objective): recorded as failed, and the study goes on
-    failing = [*args, "dataset.n_normal_train=10", "hydra.sweeper.n_trials=4"]
-    again = run_train(failing, tmp_path)
-    states = [t.state.name for t in trials(study)]
-    assert len(states) == 7 and "FAIL" in states and states.count("COMPLETE") >= 4
-    assert "completed" in again.stdout.strip().splitlines()[-1]
+def test_the_smoke_command_tunes_every_row_on_validation_reruns_on_fresh_seeds_and_reports(
+    tmp_path,
+):
+    proc = tune(
+        [*SMOKE_TUNE, "--losses", "arcface", "--work", "w", "--out", "report"], tmp_path
+    )  # docs/tuning.md
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    work, out = tmp_path / "w", tmp_path / "report"
+    for row in ("arcface", *BASELINES):
+        study = load(work / "studies" / row)
+        assert st.finished(study) == 3  # the same budget for every row
+        trials = runs(work / "studies" / row)
+        assert {r["seed"] for r in trials} == {0}
+        completed = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
+        done = [r for r in trials if r["status"] == "completed"]
+        # the objective is each trial's VALIDATION metric, never its test one
+        assert set(completed) <= {r["validation"]["auroc"] for r in done}
+        assert study.best_value == max(r["validation"]["auroc"] for r in done)
+        reruns = runs(work / "test" / row)
+        assert sorted(r["seed"] for r in reruns) == [1, 2]  # fresh: disjoint from seed 0
+        assert all(r["status"] == "completed" for r in reruns)
+        best = yaml.safe_load((out / "studies" / f"{row}_best.yaml").read_text())
+        assert best["best_value"] == study.best_value
+        for r in reruns:  # the re-runs train the best trial's configuration
+            assert all(
+                str(_select(r["config"], k)) == str(v) for k, v in best["best_params"].items()
+            )
+    for plot in ("history", "importances"):
+        assert (out / "studies" / f"arcface_{plot}.png").read_bytes()[:4] == b"\x89PNG"
+    text = (out / "README.md").read_text()
+    assert "| baseline_pixels (no training) |" in text and "Spearman" in text
+    assert "## Did tuning help each row?" in text and "Kendall's tau" in text
+    assert (out / "summary.md").exists() and (out / "results.csv").exists()
+    lines = [x for x in proc.stdout.splitlines() if ": trial " in x]
+    assert any("trial 3/3, best " in x and "ETA" in x for x in lines)  # a progress line
+    # the same command again: every study is full, every run done; nothing new runs
+    again = tune([*SMOKE_TUNE, "--losses", "arcface", "--work", "w", "--out", "report"], tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert st.finished(load(work / "studies" / "arcface")) == 3
+    assert "auroc=" not in again.stdout  # no run trained again
+
+
+def _select(config: dict, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_study_without_losing_or_duplicating_a_trial(tmp_path):
-    study = tmp_path / "study"
+def test_resuming_continues_a_study_and_a_failing_trial_does_not_stop_it(tmp_path):
     args = [
         "experiment=smoke",
-        "hparams_search=smoke",
-        f"hydra.sweep.dir={study}",
-        *SMOKE[1:],
-        "hydra.sweeper.n_trials=2",
+        "--losses",
+        "arcface",
+        "--no-baselines",
+        "--defaults",
+        "none",
+        "--work",
+        "w",
+        "--no-report",
     ]
-    study.mkdir()
+    first = tune([*args, "--trials", "2"], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    study_dir = tmp_path / "w" / "studies" / "arcface"
+    before = [t.params for t in load(study_dir).trials]
+    # with 10 normal images a trial that draws k = 20 fails; it is recorded and the study goes on
+    more = tune([*args, "--trials", "6", "dataset.n_normal_train=10"], tmp_path)
+    assert more.returncode == 0, more.stderr[-2000:]
+    study = load(study_dir)
+    assert [t.params for t in study.trials[:2]] == before  # continued, not restarted
+    assert st.finished(study) == 6
+    seeds = study.user_attrs["sampler_seeds"]
+    assert seeds[0]["seed"] == 0 and seeds[1]["seed"] == 7919 * 2  # a resumed study draws anew
+    states = [t.state for t in study.trials]
+    if TrialState.FAIL in states:  # k = 20 drawn: the failure is the trial's own
+        assert "FAILED" in more.stderr and "scorer.k" in more.stderr
+
+
+@pytest.mark.slow
+def test_an_error_every_trial_would_repeat_stops_the_study_in_three_lines(tmp_path):
+    args = [
+        "experiment=smoke",
+        "dataset=folder",
+        "--losses",
+        "arcface",
+        "--no-baselines",
+        "--work",
+        "w",
+    ]  # dataset.root left unset
+    proc = tune(args, tmp_path)
+    lines = [x for x in (proc.stdout + proc.stderr).strip().splitlines() if x.strip()]
+    assert proc.returncode == 1 and len(lines) <= 3, lines
+    assert "dataset.root are required" in proc.stderr and "study stopped" in proc.stderr
+    study = load(tmp_path / "w" / "studies" / "arcface")
+    assert [t.state for t in study.trials] == [TrialState.FAIL]  # not left RUNNING
+    assert st.finished(study) == 0  # and it spent no budget: fixed, the study starts afresh
+    assert "Traceback" not in proc.stderr
+
+
+def _two_workers(tmp_path: Path, extra: list[str]) -> optuna.Study:
+    args = [
+        "experiment=smoke",
+        "--losses",
+        "arcface",
+        "--no-baselines",
+        "--defaults",
+        "none",
+        "--trials",
+        "4",
+        "--work",
+        "w",
+        "--no-report",
+        *extra,
+    ]
     procs = []
     for worker in ("0", "1"):
         env = {**os.environ, "ADABENCH_TUNE_WORKER": worker}
-        cmd = [sys.executable, str(ROOT / "train.py"), *args]
+        cmd = [sys.executable, "-m", "adabench.tune", *args]
         out = subprocess.PIPE
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out))
+        procs.append(
+            subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out, text=True)
+        )
     for p in procs:
-        p.wait(timeout=300)
+        p.wait(timeout=600)
         assert p.returncode == 0, p.stderr.read()[-2000:]
-    done = trials(study)
-    assert sorted(t.number for t in done) == [0, 1, 2, 3]  # none lost, none counted twice
-    assert all(t.state.name == "COMPLETE" for t in done)
-    params = {json.dumps(t.params, sort_keys=True) for t in done}
-    assert len(params) == 4  # the workers drew different trials
-    assert len(validation_values(study)) == 4
+    return procs
+
+
+def _nothing_lost_or_duplicated(study: optuna.Study, study_dir: Path) -> None:
+    counted = [t for t in study.trials if st.counts(t)]
+    assert len(counted) == 4  # the budget counts per study, not per worker
+    assert all(t.state == TrialState.COMPLETE for t in counted)
+    assert len({json.dumps(t.params, sort_keys=True) for t in counted}) == 4  # none twice
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    folders = {Path(t.user_attrs[st.RUN_DIR]).name for t in counted}
+    on_disk = {r["config_hash"] for r in runs(study_dir) if r["status"] == "completed"}
+    assert len(folders) == 4 and len(on_disk) == 4  # each trial's run, once
 
 
 @pytest.mark.slow
-def test_the_tuning_protocol_tunes_reruns_the_best_on_test_and_reports(tmp_path):
-    out, defaults = tmp_path / "out", tmp_path / "defaults.csv"
-    defaults.write_text(  # a results.csv of the untuned rows, in the report's columns
-        "loss,seed,status,auroc\narcface,0,completed,0.9\nsoftmax,0,completed,0.2\n"
-        "baseline_pixels,0,completed,0.5\n"
+def test_two_processes_on_one_journal_file_lose_and_duplicate_nothing(tmp_path):
+    _two_workers(tmp_path, [])
+    study_dir = tmp_path / "w" / "studies" / "arcface"
+    assert (study_dir / st.JOURNAL_FILE).exists()
+    _nothing_lost_or_duplicated(load(study_dir), study_dir)
+
+
+@pytest.mark.slow
+def test_two_workers_on_postgresql_lose_and_duplicate_nothing(tmp_path, postgres_url):
+    _two_workers(tmp_path, ["--storage", postgres_url])
+    study_dir = tmp_path / "w" / "studies" / "arcface"
+    assert not (study_dir / st.JOURNAL_FILE).exists()  # the study lives on the server
+    _nothing_lost_or_duplicated(load(study_dir, postgres_url), study_dir)
+
+
+@pytest.mark.slow
+def test_a_hopeless_trial_is_pruned_after_its_first_report(tmp_path, monkeypatch):
+    from optuna.distributions import FloatDistribution
+
+    from adabench.tune.driver import run_trial
+
+    monkeypatch.chdir(tmp_path)
+    plan = make_plan(
+        ["arcface"],
+        ["experiment=smoke", "trainer.max_epochs=3"],
+        ["hparams_search/pruner=median"],
+        work=tmp_path / "w",
+        out=tmp_path / "o",
     )
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "tune_protocol.py"),
-        "none",
-        "--experiment",
-        "smoke",
-        "--losses",
-        "arcface",
-        "softmax",
-        "--trials",
-        "3",
-        "--seeds",
-        "0",
-        "1",
-        "--work",
-        str(tmp_path / "work"),
-        "--out",
-        str(out),
-        "--parallel",
-        "2",
-        "--defaults",
-        str(defaults),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for loss in ("arcface", "softmax"):
-        assert len(trials(tmp_path / "work" / "studies" / loss)) == 3  # the same budget
-        best = yaml.safe_load((out / "studies" / f"{loss}_optimization_results.yaml").read_text())
-        assert set(best["best_params"]) >= {"optimizer.lr", "scorer.k"}
-        for plot in ("history", "importances"):
-            assert (out / "studies" / f"{loss}_{plot}.png").read_bytes()[:4] == b"\x89PNG"
-    with open(out / "results.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    names = {r["loss"].split(" (")[0] for r in rows}
-    assert names == {"arcface", "softmax", "baseline_pixels", "baseline_features"}
-    assert all(r["status"] == "completed" for r in rows) and len(rows) == 8  # 4 rows x 2 seeds
-    text = (out / "README.md").read_text()
-    assert "| arcface | 0.9000 |" in text and "| softmax | 0.2000 |" in text
-    table = [line for line in text.splitlines() if line.startswith(("| arcface |", "| softmax |"))]
-    assert all(line.rstrip(" |").endswith("%") for line in table[:2])  # pruning bound
-    assert "- defaults: arcface > softmax" in text and "Kendall's tau" in text
-    assert "## Did tuning help each loss?" in text  # paired with the defaults by seed
-    assert "| arcface | " in text.split("best no-training baseline")[1]  # paired by seed
-    moved = next(line for line in text.splitlines() if line.startswith("- **arcface**: "))
-    assert "optimizer.lr: 0.001 → " in moved and "loss.scale: 64 → " in moved  # from defaults
-    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert rerun.returncode == 0 and len(trials(tmp_path / "work" / "studies" / "arcface")) == 3
+    row = plan.rows[0]
+    study = st.open_study(st.storage_of(plan.study_dir(row)), "s", "maximize", plan.study_dir(row))
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    for _ in range(5):  # five finished trials that validated perfectly after every epoch
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer.lr": 0.001},
+                distributions={"optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True)},
+                value=1.0,
+                intermediate_values={1: 1.0, 2: 1.0},
+            )
+        )
+    trial = study.ask({"optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True)})
+    run_trial(plan, row, study, trial)
+    pruned = study.trials[-1]
+    assert pruned.state == TrialState.PRUNED and list(pruned.intermediate_values) == [1]
+    (record,) = runs(plan.study_dir(row))
+    assert record["status"] == "pruned" and record["pruned_after_epoch"] == 1
+    assert st.counts(pruned)  # a pruned trial spends the budget like any other
 
 
-@pytest.mark.slow
-def test_an_error_every_trial_would_repeat_stops_the_study_in_four_lines(tmp_path):
-    study = tmp_path / "study"
-    args = ["experiment=smoke", "hparams_search=smoke", f"hydra.sweep.dir={study}", *SMOKE[1:]]
-    proc = run_train([*args, "dataset=folder"], tmp_path)  # dataset.root left unset
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    assert proc.returncode == 1 and len(lines) <= 4, lines
-    error, stopped = [x for x in proc.stderr.splitlines() if x.startswith("[adabench]")]
-    assert "dataset.root are required" in error and "stopped: no trial has completed" in stopped
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("0 trials completed, 1 failed; next: fix the error")
-    assert [t.state.name for t in trials(study)] == ["FAIL"]  # not left RUNNING
-    assert "Traceback" not in proc.stderr and "alembic" not in proc.stdout
+def test_the_committed_studies_open_on_todays_optuna_with_their_best():
+    dirs = sorted((ROOT / "multirun").glob("*_tuned*/studies/*/"))
+    assert len(dirs) >= 14
+    for study_dir in dirs:
+        study = load(study_dir)
+        old = yaml.safe_load((study_dir / "optimization_results.yaml").read_text())
+        assert study.best_value == old["best_value"], study_dir
+        assert study.best_params == old["best_params"], study_dir
+        if (study_dir / "optimization_results.yaml").exists() and not study_dir.name.startswith(
+            "baseline"
+        ):
+            assert st.finished(study) >= 25
+
+
+def test_an_old_sqlite_study_is_moved_into_a_journal_with_every_trial(tmp_path):
+    db = tmp_path / "optuna.db"
+    old = optuna.create_study(storage=f"sqlite:///{db}", study_name="s", direction="maximize")
+    old.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    old.set_user_attr("sampler_seeds", [{"seed": 0}])
+    values = [t.value for t in old.trials]
+    del old
+    study = load(tmp_path)  # storage_of finds optuna.db and no journal: adopts it
+    assert [t.value for t in study.trials] == values and study.user_attrs["sampler_seeds"]
+    assert (tmp_path / st.JOURNAL_FILE).exists() and (
+        tmp_path / "optuna.db.before-journal"
+    ).exists()
+
+
+def test_abandoned_running_trials_fail_without_spending_the_budget(tmp_path):
+    from adabench.record import FolderClaim
+
+    study = st.open_study(st.storage_of(tmp_path), "s", "maximize", tmp_path)
+    live, dead = study.ask(), study.ask()
+    (tmp_path / "live").mkdir()
+    live.set_user_attr(st.RUN_DIR, str(tmp_path / "live"))
+    dead.set_user_attr(st.RUN_DIR, str(tmp_path / "dead"))
+    with FolderClaim(tmp_path / "live"):
+        assert st.fail_abandoned(study, min_age_s=0) == [1]  # the held folder's trial lives
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.RUNNING, TrialState.FAIL] and st.finished(study) == 0
+    assert st.within_budget(study, 0, 1) and not st.within_budget(study, 2, 1)

@@ -115,7 +115,7 @@ def start_workers(argv: list[str], n: int) -> list[subprocess.Popen]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``adabench tune``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(args_list)
+    args = parser().parse_intermixed_args(args_list)
     if args.workers > 1:
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         args.overrides.append(f"threads={threads}")
