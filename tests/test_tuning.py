@@ -338,3 +338,34 @@ def test_abandoned_running_trials_fail_without_spending_the_budget(tmp_path):
     states = [t.state for t in study.trials]
     assert states == [TrialState.RUNNING, TrialState.FAIL] and st.finished(study) == 0
     assert st.within_budget(study, 0, 1) and not st.within_budget(study, 2, 1)
+
+
+@pytest.mark.slow
+def test_wandb_groups_each_studys_trials_and_the_reruns(tmp_path, monkeypatch):
+    from . import wandb_log
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    args = [
+        "experiment=smoke",
+        "logger=wandb",
+        "logger.mode=offline",
+        "--losses",
+        "arcface",
+        "--no-baselines",
+        "--defaults",
+        "none",
+        "--trials",
+        "1",
+        "--test-seeds",
+        "1",
+        "--work",
+        "w",
+        "--no-report",
+    ]
+    proc = tune(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (trial,) = (tmp_path / "w" / "studies" / "arcface").glob("*/wandb/offline-run-*/run-*.wandb")
+    (rerun,) = (tmp_path / "w" / "test" / "arcface").glob("*/wandb/offline-run-*/run-*.wandb")
+    assert wandb_log.group(trial) == "arcface-digits"  # the study
+    assert wandb_log.group(rerun) == "test-digits"

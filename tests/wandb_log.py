@@ -98,3 +98,11 @@ def config(path: Path) -> dict:
                 key = item.key or "/".join(item.nested_key)
                 out[key] = json.loads(item.value_json)
     return out
+
+
+def group(path: Path) -> str:
+    """The W&B group the run was logged in ("" when none)."""
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "run":
+            return rec.run.run_group
+    return ""
