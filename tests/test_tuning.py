@@ -248,7 +248,28 @@ def _nothing_lost_or_duplicated(study: optuna.Study, study_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_on_one_journal_file_lose_and_duplicate_nothing(tmp_path):
-    _two_workers(tmp_path, [])
+    args = [
+        "experiment=smoke",
+        "--losses",
+        "arcface",
+        "--no-baselines",
+        "--defaults",
+        "none",
+        "--trials",
+        "4",
+        "--work",
+        "w",
+        "--no-report",
+        "--workers",
+        "2",
+    ]
+    proc = tune(args, tmp_path)  # this process and one it starts, each on one core
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    workers = {
+        s["worker"]
+        for s in load(tmp_path / "w" / "studies" / "arcface").user_attrs["sampler_seeds"]
+    }
+    assert workers <= {0, 1} and 0 in workers  # the second joins unless the first ran all 4 first
     study_dir = tmp_path / "w" / "studies" / "arcface"
     assert (study_dir / st.JOURNAL_FILE).exists()
     _nothing_lost_or_duplicated(load(study_dir), study_dir)
