@@ -22,7 +22,7 @@ from adabench.scoring import Scorer
 from .conftest import ROOT, compose_config
 
 
-def test_every_config_group_option_composes_and_builds():
+def test_every_config_group_option_composes_and_builds(tmp_path):
     """Every option of every group composes, and every ``_target_`` it names can be built."""
     conf = ROOT / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
@@ -49,24 +49,65 @@ def test_every_config_group_option_composes_and_builds():
         ):
             for opt in sorted(p.stem for p in (conf / group).glob("*.yaml")):
                 cfg = compose("train", overrides=[f"{group}={opt}"])
-                if group == "dataset":
-                    assert cfg.dataset.name == opt
-                    assert isinstance(build_source(as_dict(cfg.dataset)), ImageSource)
-                elif group == "scorer":
-                    assert isinstance(build(cfg.scorer, where="scorer"), Scorer)
-                elif group in ("optimizer", "scheduler"):
-                    params = torch.nn.Linear(2, 2).parameters()
-                    optimizer = build(cfg.optimizer, where="optimizer")(params)
-                    assert isinstance(optimizer, torch.optim.Optimizer)
-                    if cfg.scheduler.get("_target_"):
-                        scheduler = build(cfg.scheduler, where="scheduler")(optimizer)
-                        assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
-                elif group in ("protocol", "validation"):
-                    protocol = build(cfg.protocol, where="protocol")
-                    assert isinstance(protocol, Protocol) and protocol.name == cfg.protocol.name
-                    assert isinstance(protocol.design, ValidationDesign)
+                _build_option(group, opt, cfg, tmp_path)
                 built.append((group, opt))
         assert ("validation", "few_shot") in built and ("scorer", "lof") in built
+        assert ("trainer", "default") in built and ("logger", "wandb") in built
+
+
+def _build_option(group: str, opt: str, cfg, tmp_path) -> None:
+    """What one option of ``group`` builds."""
+    if group == "dataset":
+        assert cfg.dataset.name == opt
+        assert isinstance(build_source(as_dict(cfg.dataset)), ImageSource)
+    elif group == "scorer":
+        assert isinstance(build(cfg.scorer, where="scorer"), Scorer)
+    elif group in ("optimizer", "scheduler"):
+        params = torch.nn.Linear(2, 2).parameters()
+        optimizer = build(cfg.optimizer, where="optimizer")(params)
+        assert isinstance(optimizer, torch.optim.Optimizer)
+        if cfg.scheduler.get("_target_"):
+            scheduler = build(cfg.scheduler, where="scheduler")(optimizer)
+            assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+    elif group in ("protocol", "validation"):
+        protocol = build(cfg.protocol, where="protocol")
+        assert isinstance(protocol, Protocol) and protocol.name == cfg.protocol.name
+        assert isinstance(protocol.design, ValidationDesign)
+    elif group in ("trainer", "logger"):
+        _build_runtime(group, opt, cfg, tmp_path / f"{group}-{opt}")
+
+
+def _build_runtime(group: str, opt: str, cfg, run_dir) -> None:
+    """A trainer option builds a Lightning Trainer (GPU ones: or a clear no-GPU error); a
+    logger option builds its logger (W&B disabled: no process, no network)."""
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from omegaconf import OmegaConf, open_dict
+
+    from adabench.build import build_logger, build_trainer
+    from adabench.loggers import finish_logger
+
+    if group == "trainer":
+        try:
+            trainer = build_trainer(cfg, run_dir, False, [])
+        except (MisconfigurationException, RuntimeError, ValueError) as err:
+            assert opt in ("gpu", "ddp") and not torch.cuda.is_available(), (opt, err)
+            assert any(w in str(err).lower() for w in ("gpu", "cuda", "device")), str(err)
+            return
+        assert isinstance(trainer, L.Trainer)
+        return
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        if opt == "wandb":
+            cfg.logger.mode = "disabled"
+    config = OmegaConf.to_container(cfg, resolve=True)
+    logger = build_logger(cfg, run_dir, None, config)
+    from adabench.loggers import loggers_of
+
+    kinds = {type(one).__name__ for one in loggers_of(logger)}
+    expected = {"none": set(), "csv": {"CSVLogger"}, "wandb": {"WandbLogger", "CSVLogger"}}
+    assert kinds == expected[opt], (opt, kinds)
+    finish_logger(logger, {})
 
 
 def test_build_passes_parameters_context_and_nested_targets():

@@ -26,6 +26,7 @@ def train() -> None:
 
 USAGE = """usage: adabench <command> ...
 
+  train [OVERRIDES] [-m]     one run, or a sweep with -m (the same as python train.py)
   report SWEEP...            tables, statistics and plots of the runs of sweeps
   export RUN_DIR [--out D]   a trained run's detector: embedder, memory bank, thresholds
   predict DETECTOR PATH...   score images (files or folders) with an exported detector
@@ -33,15 +34,19 @@ USAGE = """usage: adabench <command> ...
   tune [OVERRIDES] [--losses ...]  equal-budget tuning of every row, best on fresh seeds
   cost SWEEP [--from-runs]   where a finished sweep's (or study's) time went
 
-training: adabench-train or python train.py (adabench <command> --help for each)"""
+adabench <command> --help for each; adabench-train is adabench train"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``adabench``: report, tune, export, predict, cost, example-data."""
+    """Entry point of ``adabench``: train, report, tune, export, predict, cost, example-data."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "train":  # Hydra reads sys.argv: the overrides after "train"
+        sys.argv = [f"{sys.argv[0]} train", *rest]
+        train()
+        return 0
     if command == "report":
         from adabench.report import main as report_main
 
